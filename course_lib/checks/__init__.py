@@ -1,0 +1,17 @@
+"""Checks that exercise cells call on a learner's function (introduced in lesson 00).
+
+Each ``check_*`` takes the learner's function and returns ``True`` (with a success
+line), returns ``False`` (printing ``not implemented yet: ...``) while the function
+still raises ``NotImplementedError``, or raises ``AssertionError`` with what was wrong
+and a hint. Graders call :func:`run_check`, which never raises. The checks of each
+lesson live in ``checks/lessonNN.py``; all are importable from here.
+"""
+from ._core import TIME_LIMIT_S, CheckResult, assert_close, call_learner, learner_check, run_check
+from .lesson00 import check_count_errors, check_stable_softmax
+from .lesson02 import check_distillation_loss, check_kd_loss, check_softmax_with_temperature
+
+__all__ = [
+    "TIME_LIMIT_S", "CheckResult", "assert_close", "call_learner", "learner_check", "run_check",
+    "check_count_errors", "check_stable_softmax",
+    "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss",
+]

@@ -1,0 +1,94 @@
+"""Models for MNIST: the paper's MLP and a small CNN teacher (introduced in lesson 00).
+
+Every model here shares one way to expose hidden features (used from lesson 03 on):
+``model(x)`` returns logits; ``model(x, return_features=True)`` returns
+``(logits, features)`` where ``features`` is a dict of named intermediate tensors,
+in the order they are computed.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torch import nn
+
+
+class MLP(nn.Module):
+    """A fully connected ReLU network on flattened 28x28 images (Hinton et al.'s 800-800 student).
+
+    Args:
+        hidden: widths of the hidden layers, e.g. ``(800, 800)`` or ``(30, 30)``.
+        dropout: dropout after each hidden layer (0 = no regularisation, the paper's student).
+        input_dropout: dropout on the input pixels (the paper's teacher used 0.2).
+        in_features, num_classes: input size (784 for MNIST) and number of classes.
+
+    Features: ``hidden1``, ``hidden2``, ... (post-ReLU activations, shape (N, width)).
+    """
+
+    def __init__(self, hidden: Sequence[int] = (800, 800), dropout: float = 0.0, input_dropout: float = 0.0,
+                 in_features: int = 784, num_classes: int = 10):
+        super().__init__()
+        self.hidden = tuple(int(h) for h in hidden)
+        self.input_dropout = nn.Dropout(input_dropout)
+        layers = []
+        width = in_features
+        for h in self.hidden:
+            layers.append(nn.Sequential(nn.Linear(width, h), nn.ReLU(), nn.Dropout(dropout)))
+            width = h
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Linear(width, num_classes)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        h = self.input_dropout(x.flatten(1))
+        features = {}
+        for i, layer in enumerate(self.layers, start=1):
+            h = layer(h)
+            features[f"hidden{i}"] = h
+        logits = self.head(h)
+        return (logits, features) if return_features else logits
+
+
+class CNNTeacher(nn.Module):
+    """A small three-block CNN teacher for MNIST (conv-BN-ReLU blocks, max-pooling, dropout).
+
+    Args:
+        channels: output channels of the three conv blocks.
+        hidden: width of the fully connected layer before the classifier.
+        dropout: dropout before the classifier.
+
+    Features: ``block1`` (N, c1, 14, 14), ``block2`` (N, c2, 7, 7), ``block3`` (N, c3, 7, 7),
+    ``embedding`` (N, hidden).
+    """
+
+    def __init__(self, channels: Sequence[int] = (32, 64, 128), hidden: int = 256, dropout: float = 0.3,
+                 num_classes: int = 10):
+        super().__init__()
+        c1, c2, c3 = channels
+
+        def block(cin: int, cout: int, pool: bool) -> nn.Sequential:
+            parts = [nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            if pool:
+                parts.append(nn.MaxPool2d(2))
+            return nn.Sequential(*parts)
+
+        self.block1 = block(1, c1, pool=True)  # 28 -> 14
+        self.block2 = block(c1, c2, pool=True)  # 14 -> 7
+        self.block3 = block(c2, c3, pool=False)  # 7 -> 7
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c3 * 7 * 7, hidden), nn.ReLU(), nn.Dropout(dropout))
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        features = {}
+        h = x
+        for name in ("block1", "block2", "block3"):
+            h = getattr(self, name)(h)
+            features[name] = h
+        h = self.fc(h)
+        features["embedding"] = h
+        logits = self.head(h)
+        return (logits, features) if return_features else logits
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
+    """Number of (trainable) parameters of ``model``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

@@ -1,0 +1,136 @@
+"""One training loop for every lesson, fed from in-memory tensors (introduced in lesson 00).
+
+Why not ``Dataset`` + ``DataLoader``? MNIST fits in memory as one tensor; slicing a
+shuffled index costs microseconds per batch, while a per-sample ``__getitem__``
+(PIL image, ``ToTensor``, collate) costs tens of microseconds per *image*.
+``bench/data_pipeline.py`` measures the difference.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Optional, Sequence, Union
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import config
+from .evaluate import accuracy, predict_logits
+
+Targets = Union[torch.Tensor, Sequence[torch.Tensor]]
+
+
+@dataclass
+class History:
+    """What ``fit`` measured: mean training loss and (optional) validation accuracy per epoch."""
+
+    loss: list = field(default_factory=list)
+    val_accuracy: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"loss": self.loss, "val_accuracy": self.val_accuracy, "seconds": self.seconds}
+
+
+def _as_tuple(targets: Targets) -> tuple:
+    if isinstance(targets, torch.Tensor):
+        return (targets,)
+    return tuple(targets)
+
+
+def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[..., torch.Tensor],
+        epochs: int, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
+        schedule: str = "cosine", seed: int = 0, augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
+        x_val: Optional[torch.Tensor] = None, y_val: Optional[torch.Tensor] = None,
+        device: Optional[Union[str, torch.device]] = None, progress: bool = True, desc: str = "train") -> History:
+    """Train ``model`` with Adam on in-memory tensors; returns a :class:`History`.
+
+    Args:
+        x: inputs (N, ...). targets: a tensor (N, ...) or a tuple of them (e.g. teacher
+            logits and labels); each is sliced with the same batch indices.
+        loss_fn: called as ``loss_fn(model(x_batch), *target_batches)``; returns a scalar.
+        epochs, batch_size, lr, weight_decay: the usual; ``schedule`` is ``"cosine"``
+            (learning rate decays to 0 over the run) or ``"constant"``.
+        seed: fixes the shuffling, augmentation and dropout, so a run repeats exactly.
+        augment: optional function applied to each input batch (e.g. ``data.random_shift``).
+        x_val, y_val: if given, validation accuracy is measured after every epoch.
+        device: defaults to ``config.get_device()`` (the GPU when there is one).
+    """
+    targets = _as_tuple(targets)
+    n = len(x)
+    for i, t in enumerate(targets):
+        if len(t) != n:
+            raise ValueError(f"targets[{i}] has {len(t)} rows but x has {n}: they must match")
+    if n == 0 or epochs < 1 or batch_size < 1:
+        raise ValueError(f"need data, epochs >= 1 and batch_size >= 1 (got N={n}, epochs={epochs}, batch_size={batch_size})")
+    if schedule not in ("cosine", "constant"):
+        raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
+
+    device = torch.device(device) if device is not None else config.get_device()
+    model.to(device)
+    if device.type != "cpu":  # move the whole set once; batches then never cross the bus
+        x = x.to(device)
+        targets = tuple(t.to(device) for t in targets)
+
+    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed)  # dropout masks
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    total_steps = epochs * steps_per_epoch
+    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+                 if schedule == "cosine" else None)
+
+    history = History()
+    start = time.perf_counter()
+    bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
+    try:
+        for epoch in range(epochs):
+            model.train()
+            order = torch.randperm(n, generator=generator)
+            if device.type != "cpu":
+                order = order.to(device)
+            running, seen = 0.0, 0
+            for step in range(steps_per_epoch):
+                idx = order[step * batch_size:(step + 1) * batch_size]
+                xb = x[idx]
+                if augment is not None:
+                    xb = augment(xb, generator=generator) if _takes_generator(augment) else augment(xb)
+                loss = loss_fn(model(xb), *(t[idx] for t in targets))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower the learning "
+                        "rate or check the loss function")
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if scheduler is not None:
+                    scheduler.step()
+                running += loss.item() * len(idx)
+                seen += len(idx)
+                bar.update(1)
+            history.loss.append(running / seen)
+            postfix = {"epoch": epoch + 1, "loss": f"{history.loss[-1]:.4f}"}
+            if x_val is not None and y_val is not None:
+                history.val_accuracy.append(accuracy(predict_logits(model, x_val, device=device), y_val))
+                postfix["val_acc"] = f"{history.val_accuracy[-1]:.4f}"
+            bar.set_postfix(postfix)
+    finally:
+        bar.close()
+    model.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
+def _takes_generator(fn: Callable) -> bool:
+    import inspect
+
+    try:
+        return "generator" in inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Plain cross-entropy on hard labels: the ``loss_fn`` for a teacher or a baseline student."""
+    return nn.functional.cross_entropy(logits, labels)
