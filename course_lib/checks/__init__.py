@@ -8,10 +8,11 @@ lesson live in ``checks/lessonNN.py``; all are importable from here.
 """
 from ._core import TIME_LIMIT_S, CheckResult, assert_close, call_learner, learner_check, run_check
 from .lesson00 import check_count_errors, check_stable_softmax
-from .lesson02 import check_distillation_loss, check_kd_loss, check_softmax_with_temperature
+from .lesson02 import (check_choose_class_bias, check_distillation_loss, check_kd_loss,
+                       check_softmax_with_temperature)
 
 __all__ = [
     "TIME_LIMIT_S", "CheckResult", "assert_close", "call_learner", "learner_check", "run_check",
     "check_count_errors", "check_stable_softmax",
-    "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss",
+    "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss", "check_choose_class_bias",
 ]

@@ -287,3 +287,66 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
         grad = _student_grad(out, student)
         if grad is None or not torch.isfinite(grad).all():
             _fail(f"{what}: no finite gradient w.r.t. student_logits", ["kd_log_softmax"])
+
+
+# ----------------------------------------------------------------------------- class-bias search
+def _accuracy_with_bias(logits: torch.Tensor, labels: torch.Tensor, cls: int, bias: float) -> int:
+    shifted = logits.clone()
+    shifted[:, cls] += bias
+    return int((shifted.argmax(dim=1) == labels).sum())
+
+
+@learner_check("choose_class_bias")
+def check_choose_class_bias(fn: Callable) -> None:
+    """Check the validation search for the bias of one class (exercise 2.3).
+
+    ``fn(logits, labels, cls, candidates)`` must return the candidate bias that maximises the
+    overall accuracy after adding it to column ``cls``; ties go to the smallest bias.
+    """
+    # 3 classes; class 1 is under-predicted. Overall correct counts over the candidates
+    # [0, 1, 2, 3, 4, 6] are 4, 5, 6, 6, 5, 5: a tie at 2 and 3 (answer: 2), while the share of
+    # class-1 rows right keeps rising up to 6, and subtracting the bias never helps (gives 0).
+    logits = torch.tensor([
+        [1.5, 1.0, 0.0],   # label 1: right once bias > 0.5
+        [2.5, 1.0, 0.0],   # label 1: right once bias > 1.5
+        [6.0, 1.0, 0.0],   # label 1: right once bias > 5
+        [4.5, 1.0, 0.0],   # label 0: wrong once bias > 3.5
+        [0.0, 1.0, 6.0],   # label 2: wrong once bias > 5
+        [20.0, 0.0, 0.0],  # label 0: always right
+        [0.0, 0.0, 20.0],  # label 2: always right
+    ])
+    labels = torch.tensor([1, 1, 1, 0, 2, 0, 2])
+    candidates = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0]
+    correct = [_accuracy_with_bias(logits, labels, 1, b) for b in candidates]
+    best = max(correct)
+    expected = candidates[correct.index(best)]
+    ones = labels == 1
+    recall = [_accuracy_with_bias(logits[ones], labels[ones], 1, b) for b in candidates]
+    subtracted = [_accuracy_with_bias(logits, labels, 1, -b) for b in candidates]
+    subtract_answer = candidates[subtracted.index(max(subtracted))]
+    out = call_learner(fn, logits.clone(), labels.clone(), 1, list(candidates))
+    if isinstance(out, torch.Tensor):
+        out = out.item()
+    try:
+        out = float(out)
+    except (TypeError, ValueError):
+        raise AssertionError(f"choose_class_bias returned {out!r}: return the chosen bias, one number.") from None
+    if math.isclose(out, expected):
+        return
+    ties = [b for b, c in zip(candidates, correct) if c == best]
+    if out not in candidates:
+        raise AssertionError(f"choose_class_bias returned {out:g}, which is not one of the candidates "
+                             f"{candidates}: return the best bias itself, not its accuracy or its index.")
+    if out == ties[-1] and len(ties) > 1:
+        raise AssertionError(f"choose_class_bias returned {out:g}; biases {ties} tie for the best accuracy: "
+                             "keep the smallest (use > rather than >= when you compare), the least change "
+                             "to the model.")
+    if recall[candidates.index(out)] == max(recall) and correct[candidates.index(out)] < best:
+        raise AssertionError(f"choose_class_bias returned {out:g}, which maximises the share of class {1} "
+                             "examples right, not the overall accuracy: a huge bias makes everything that class. "
+                             "Count correct predictions over all rows.")
+    if out == subtract_answer:
+        raise AssertionError("Add the bias to the class's logit (logits[:, cls] += bias), do not subtract it.")
+    raise AssertionError(f"choose_class_bias returned {out:g}, expected {expected:g}: for each candidate, add it "
+                         "to column cls of a copy of the logits, count correct argmax predictions over all "
+                         "rows, and keep the candidate with the highest count.")
