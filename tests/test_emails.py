@@ -1,0 +1,135 @@
+"""Synthetic emails: determinism, balance, realism knobs, the edge-case suite and the CSV loader."""
+import collections
+import re
+
+import numpy as np
+import pytest
+
+from course_lib import emails
+from course_lib.emails import QUEUES, edge_cases, generate_emails, load_email_csv, mixture_matrix, texts_and_labels
+
+
+def test_queues():
+    assert QUEUES == ("billing", "delivery", "refund", "fraud", "account", "other")
+
+
+@pytest.mark.parametrize("style", ["archive", "traffic"])
+def test_generator_is_deterministic(style):
+    a = generate_emails(120, seed=7, style=style)
+    b = generate_emails(120, seed=7, style=style)
+    c = generate_emails(120, seed=8, style=style)
+    assert [e.text for e in a] == [e.text for e in b]
+    assert [e.text for e in a] != [e.text for e in c]
+
+
+@pytest.mark.parametrize("n", [6, 300, 1001])
+def test_labels_are_balanced(n):
+    counts = collections.Counter(e.queue for e in generate_emails(n, seed=1))
+    assert set(counts) <= set(QUEUES) and sum(counts.values()) == n
+    assert max(counts.values()) - min(counts.get(q, 0) for q in QUEUES) <= 1
+
+
+def test_texts_and_labels_match_queues():
+    mails = generate_emails(60, seed=2, style="archive")
+    texts, labels = texts_and_labels(mails)
+    assert labels.dtype == np.int64 and labels.shape == (60,)
+    assert [QUEUES[i] for i in labels] == [e.queue for e in mails]
+    assert texts[0] == mails[0].subject + "\n\n" + mails[0].body
+
+
+def test_mixtures_sum_to_one_and_primary_is_label():
+    mails = generate_emails(600, seed=3)
+    m = mixture_matrix(mails)
+    np.testing.assert_allclose(m.sum(1), 1.0)
+    assert (m.argmax(1) == np.array([e.label for e in mails])).all()
+    mixed = [e for e in mails if len(e.mixture) > 1]
+    assert 0.15 < len(mixed) / len(mails) < 0.35
+    assert any(set(e.mixture) >= {"refund", "billing", "fraud"} for e in mixed)
+
+
+def test_phrasing_pools_are_large_and_distinct():
+    for q in QUEUES:
+        archive, para = emails._ARCHIVE[q], emails._PARAPHRASE[q]
+        assert len(set(archive) | set(para)) >= 40
+        assert not set(archive) & set(para)
+
+
+def test_archive_never_shows_paraphrases_traffic_does():
+    archive = generate_emails(300, seed=0, style="archive")
+    traffic = generate_emails(600, seed=1, style="traffic")
+    assert not any(e.paraphrased for e in archive)
+    share = np.mean([e.paraphrased for e in traffic])
+    assert 0.4 < share < 0.6
+    # a paraphrase statement (slots removed) never appears in the archive's texts
+    archive_text = " ".join(e.text.lower() for e in archive)
+    for q in QUEUES:
+        for p in emails._PARAPHRASE[q]:
+            fixed = max(re.split(r"\{\w+\}", p), key=len).strip().lower()
+            if len(fixed) > 15:
+                assert fixed not in archive_text, fixed
+
+
+def test_traffic_has_realistic_noise():
+    text = "\n".join(e.text for e in generate_emails(1000, seed=4))
+    assert "> On " in text  # quoted earlier replies
+    assert re.search("[\U0001F300-\U0001FAFF]", text)  # emoji
+    assert re.search(r"[£$€]\d+\.\d\d", text)  # amounts
+    assert any(c in text for c in ("DHL", "UPS", "Royal Mail", "FedEx", "DPD", "Evri", "USPS", "GLS"))
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="style"):
+        generate_emails(10, style="spam")
+    with pytest.raises(ValueError, match="non-negative"):
+        generate_emails(-1)
+
+
+def test_edge_cases_cover_all_tags():
+    cases = edge_cases()
+    tags = {c.tag for c in cases}
+    assert tags == {"long_policy", "legal_threat", "vulnerable_customer", "bereavement", "sarcasm",
+                    "non_english_es", "non_english_de", "non_english_fr", "one_word", "multi_intent",
+                    "out_of_scope"}
+    assert all(c.queue in QUEUES and c.text.strip() for c in cases)
+    assert [c.text for c in cases] == [c.text for c in edge_cases()]  # fixed
+    assert max(len(c.text.split()) for c in cases if c.tag == "long_policy") > 150
+    assert any(c.text.startswith("refund??") for c in cases)
+
+
+# ---- CSV loader -------------------------------------------------------------
+def write(tmp_path, text):
+    path = tmp_path / "mail.csv"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_csv_loads_names_and_ints(tmp_path):
+    path = write(tmp_path, 'text,label\n"Charged twice, help",billing\nWhere is my parcel?,1\nhi,OTHER\n')
+    texts, labels = load_email_csv(path)
+    assert texts == ["Charged twice, help", "Where is my parcel?", "hi"]
+    assert labels.tolist() == [0, 1, 5] and labels.dtype == np.int64
+
+
+def test_csv_custom_columns_and_queues(tmp_path):
+    path = write(tmp_path, "body,y\nspam spam,spam\nhello,ham\n")
+    texts, labels = load_email_csv(path, text_column="body", label_column="y", queues=("ham", "spam"))
+    assert labels.tolist() == [1, 0]
+
+
+@pytest.mark.parametrize("content, words", [
+    ("body,label\nhi,billing\n", "no column 'text'"),
+    ("text,queue\nhi,billing\n", "no column 'label'"),
+    ("text,label\nhi,billing\n ,refund\n", "row 2 .*empty"),
+    ("text,label\nhi,billing\nhello,\n", "row 2 .*missing label"),
+    ("text,label\nhi,billing\nok,refund\nhello,shipping\n", "row 3 .*unknown label 'shipping'"),
+    ("text,label\nhi,9\n", "row 1 .*unknown label '9'"),
+    ("text,label\nhi,billing\nshort row\n", "row 2 .*missing label"),
+])
+def test_csv_errors_name_the_row(tmp_path, content, words):
+    with pytest.raises(ValueError, match=words):
+        load_email_csv(write(tmp_path, content))
+
+
+def test_csv_missing_file(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        load_email_csv(tmp_path / "nope.csv")

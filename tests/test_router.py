@@ -1,0 +1,207 @@
+"""The router's teacher and student: offline loading, checksum, featurisation, training on hard and soft targets."""
+import os
+import shutil
+import socket
+import zlib
+
+import numpy as np
+import pytest
+import torch
+
+from course_lib import router
+from course_lib.router import MINILM_SHA256, NgramStudent, TextTeacher
+
+
+# ---- reference functions ------------------------------------------------------
+def test_soft_targets_numpy_and_torch():
+    logits = np.array([[2.0, 1.0, 0.0], [1000.0, 0.0, -1000.0]])
+    for temperature in (0.5, 1.0, 3.0):
+        z = logits / temperature
+        expected = np.exp(z - z.max(1, keepdims=True))
+        expected /= expected.sum(1, keepdims=True)
+        np.testing.assert_allclose(router.soft_targets(logits, temperature), expected, atol=1e-6)
+        torch.testing.assert_close(router.soft_targets(torch.tensor(logits), temperature),
+                                   torch.tensor(expected), atol=1e-6, rtol=0)
+    with pytest.raises(ValueError, match="temperature"):
+        router.soft_targets(logits, 0.0)
+
+
+def test_soft_label_loss_matches_formula():
+    student_logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
+    targets = torch.tensor([[0.2, 0.5, 0.3], [0.0, 0.1, 0.9]])
+    p = np.exp(student_logits.numpy()) / np.exp(student_logits.numpy()).sum(1, keepdims=True)
+    expected = -(targets.numpy() * np.log(p)).sum(1).mean()
+    assert float(router.soft_label_loss(student_logits, targets)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_benchmark_predict_warms_up_and_reports():
+    calls = []
+    out = router.benchmark_predict(lambda batch: calls.append(len(batch)), ["a", "b", "c"], batch_size=4,
+                                   warmup=2, repeats=5)
+    assert calls == [4] * 7
+    assert set(out) >= {"s_per_batch", "ms_per_email", "emails_per_s", "cpu_s_per_million"}
+    assert out["emails_per_s"] == pytest.approx(4 / out["s_per_batch"])
+
+
+def test_one_thread_restores():
+    before = torch.get_num_threads()
+    with router.one_thread():
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+# ---- the student ----------------------------------------------------------------
+def reference_ids(student, text):
+    """An independent, slow version of the featuriser: unigram then bigram buckets."""
+    words = [w.encode() for w in "".join(c if (c.isascii() and c.isalnum()) or not c.isascii() else " "
+                                            for c in text.lower()).split()]
+    hashes = [zlib.crc32(w) for w in words]
+    uni = [h % student.num_buckets for h in hashes]
+    bi = [((a * 0x9E3779B97F4A7C15 + b + 1) % 2 ** 64) % student.num_buckets for a, b in zip(hashes, hashes[1:])]
+    return uni + bi
+
+
+def test_featurize_matches_reference():
+    student = NgramStudent(3, num_buckets=1000)
+    texts = ["Refund??", "", "My parcel (order #123) never ARRIVED!", "one", "Ça n'arrive pas 📦"]
+    ids, offsets = student.featurize(texts)
+    expected = [reference_ids(student, t) for t in texts]
+    assert ids.tolist() == sum(expected, [])
+    assert offsets.tolist() == list(np.cumsum([0] + [len(e) for e in expected])[:-1])
+    assert int(ids.max()) < 1000
+
+
+TOY = [("the invoice charge is wrong", 0), ("charged twice on my invoice", 0), ("invoice total wrong", 0),
+       ("parcel never arrived", 1), ("where is my parcel", 1), ("parcel lost by courier", 1),
+       ("password reset fails", 2), ("cannot reset my password", 2), ("password locked out", 2)]
+
+
+def test_student_fits_hard_labels():
+    texts, labels = zip(*TOY)
+    student = NgramStudent(3, num_buckets=512, embedding_dim=8, epochs=60, batch_size=4, lr=0.05)
+    student.fit(list(texts), np.array(labels), progress=False)
+    assert (student.predict(["my invoice is wrong", "the parcel please", "password please"]) == [0, 1, 2]).all()
+    probs = student.predict_proba(list(texts))
+    assert probs.shape == (9, 3)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-5)
+
+
+def test_student_fits_soft_targets():
+    texts = ["red red", "blue blue", "green green"]
+    targets = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.34, 0.33, 0.33]], dtype=np.float32)
+    student = NgramStudent(3, num_buckets=256, embedding_dim=8, epochs=300, batch_size=3, lr=0.05)
+    student.fit(texts, targets, progress=False)
+    # cross-entropy against soft targets is minimised by matching them
+    np.testing.assert_allclose(student.predict_proba(texts), targets, atol=0.03)
+
+
+def test_student_is_deterministic_and_saves(tmp_path):
+    texts, labels = zip(*TOY)
+    a = NgramStudent(3, num_buckets=512, epochs=5, seed=3).fit(list(texts), np.array(labels), progress=False)
+    b = NgramStudent(3, num_buckets=512, epochs=5, seed=3).fit(list(texts), np.array(labels), progress=False)
+    np.testing.assert_array_equal(a.predict_logits(list(texts)), b.predict_logits(list(texts)))
+    a.save(tmp_path / "student")
+    c = NgramStudent.load(tmp_path / "student")
+    np.testing.assert_array_equal(a.predict_logits(list(texts)), c.predict_logits(list(texts)))
+    assert a.num_parameters() == 512 * a.embedding_dim + a.embedding_dim * 3 + 3
+    assert 4 * a.num_parameters() < a.disk_bytes() < 4 * a.num_parameters() + 4096
+
+
+def test_student_bad_inputs():
+    student = NgramStudent(3, num_buckets=64)
+    with pytest.raises(ValueError, match="single string"):
+        student.fit("just one text", np.array([0]))
+    with pytest.raises(ValueError, match="outside"):
+        student.fit(["a", "b"], np.array([0, 3]))
+    with pytest.raises(ValueError, match="shape"):
+        student.fit(["a", "b"], np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="row 1 sums to"):
+        student.fit(["a", "b"], np.array([[0.5, 0.5, 0.0], [0.5, 0.6, 0.2]]))
+    with pytest.raises(ValueError, match="non-negative"):
+        student.fit(["a", "b"], np.array([[2.0, -1.0, 0.0], [0.5, 0.5, 0.0]]))
+    with pytest.raises(ValueError, match="not a str"):
+        student.predict(["ok", None])
+
+
+def test_student_is_small_and_fast():
+    student = NgramStudent(6)
+    assert student.num_parameters() < 22_700_000 / 100
+    texts = ["Hello, I was charged twice for order #1234567 on 3 March, please fix it. Thanks, Anna"] * 256
+    stats = router.benchmark_predict(student.predict_proba, texts, batch_size=256, warmup=2, repeats=10)
+    assert stats["emails_per_s"] > 5_000  # loose: the benchmark, not this test, measures speed
+
+
+# ---- the teacher ----------------------------------------------------------------
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise RuntimeError("a test tried to reach the network")
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+@pytest.fixture(scope="module")
+def teacher_model():
+    return router.packaged_encoder_path()
+
+
+def test_packaged_weights_checksum(teacher_model):
+    router.verify_sha256(teacher_model / "model.safetensors", MINILM_SHA256)
+
+
+def test_teacher_loads_offline_and_embeds(no_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    router._ENCODERS.clear()
+    teacher = TextTeacher(2, progress=False)
+    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    texts = ["I was charged twice", "Where is my parcel? It was due on Monday and has not come."]
+    emb = teacher.embed(texts)
+    assert emb.shape == (2, 384)
+    np.testing.assert_allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-5)
+    # independent: one text at a time, no padding, a plain mean over its tokens
+    for text, row in zip(texts, emb):
+        enc = teacher.tokenizer(text, return_tensors="pt")
+        with torch.no_grad():
+            hidden = teacher.encoder(**enc).last_hidden_state[0]
+        mean = hidden.mean(0).numpy()
+        np.testing.assert_allclose(row, mean / np.linalg.norm(mean), atol=1e-5)
+    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 1  # cached on disk
+    np.testing.assert_array_equal(teacher.embed(texts), emb)
+    sim = teacher.embed(["I was billed two times", "My package is late"]) @ emb.T
+    assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]  # a pretrained encoder knows paraphrases
+
+    teacher.fit(texts + ["double charge on card", "parcel not delivered"], np.array([0, 1, 0, 1]))
+    probs = teacher.predict_proba(["charged two times", "the parcel has not arrived"])
+    assert probs.shape == (2, 2)
+    np.testing.assert_allclose(probs.sum(1), 1, atol=1e-6)
+    assert probs.argmax(1).tolist() == [0, 1]
+    logits = teacher.predict_logits(["charged two times"])
+    np.testing.assert_allclose(teacher.predict_proba(["charged two times"], temperature=2.0),
+                               router.soft_targets(logits / 2.0), atol=1e-6)
+    assert teacher.num_parameters() > 22_000_000
+
+
+@pytest.fixture
+def tampered_model(teacher_model, tmp_path):
+    folder = tmp_path / "tampered"
+    shutil.copytree(teacher_model, folder, ignore=shutil.ignore_patterns("model.safetensors"))
+    data = bytearray((teacher_model / "model.safetensors").read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    (folder / "model.safetensors").write_bytes(bytes(data))
+    return folder
+
+
+def test_tampered_weights_are_refused(tampered_model, monkeypatch, no_network):
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        TextTeacher(6, encoder=tampered_model, sha256=MINILM_SHA256)
+    monkeypatch.setattr(router, "packaged_encoder_path", lambda: tampered_model)
+    with pytest.raises(ValueError, match="checksum mismatch"):
+        TextTeacher(6)
+
+
+def test_teacher_rejects_bad_labels(no_network):
+    teacher = TextTeacher(3, progress=False, use_cache=False)
+    with pytest.raises(ValueError, match="outside"):
+        teacher.fit(["a", "b"], np.array([0, 5]))
+    with pytest.raises(RuntimeError, match="fit"):
+        teacher.predict(["a"])
