@@ -35,7 +35,7 @@ def build_teacher(recipe: dict) -> torch.nn.Module:
 
 
 def mnist_teacher(splits: data.MnistSplits, recipe: Optional[dict] = None, progress: bool = True):
-    """The trained MNIST teacher: loaded from the cache, or trained once (about 2-3 min on 2 CPU cores).
+    """The trained MNIST teacher: loaded from the cache, or trained once (8 epochs of a small CNN).
 
     Args:
         splits: the data (its training split trains the teacher; the key includes its fingerprint).
