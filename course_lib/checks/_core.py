@@ -144,3 +144,12 @@ def assert_close(actual: Any, expected: torch.Tensor, what: str, hint: str, atol
         err = (actual_f - expected_f).abs().max().item()
         raise AssertionError(f"{what}: wrong values (largest difference {err:.3g}). {hint}")
     return actual
+
+
+def assert_not_in_place(fn: Callable, tensor: torch.Tensor, *args: Any, what: str, fix: str) -> None:
+    """Call ``fn(tensor, *args)`` and fail if it changed ``tensor``: a learner's function must not edit its input."""
+    original = tensor.clone()
+    call_learner(fn, tensor, *args)
+    if not torch.equal(tensor, original):
+        raise AssertionError(f"{getattr(fn, '__name__', 'your function')} changed {what} in place: "
+                             f"compute on a new tensor ({fix}).")

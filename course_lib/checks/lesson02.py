@@ -15,7 +15,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from ._core import assert_close, call_learner, learner_check
+from ._core import assert_close, assert_not_in_place, call_learner, learner_check
 
 #: One hint per typical mistake; a failing check's message contains exactly the matching one(s).
 HINTS: dict[str, str] = {
@@ -189,11 +189,8 @@ def check_softmax_with_temperature(fn: Callable[[torch.Tensor, float], torch.Ten
         assert_close(out, expected, f"logits of size 1e3..1e4 at temperature {temperature:g}",
                      HINTS["softmax_overflow"])
 
-    original = logits.clone()
-    call_learner(fn, logits, 2.0)
-    if not torch.equal(logits, original):
-        raise AssertionError("softmax_with_temperature changed its input in place: compute on a new "
-                             "tensor (logits / temperature), not `logits /= temperature`.")
+    assert_not_in_place(fn, logits, 2.0, what="its input",
+                        fix="`logits / temperature`, not `logits /= temperature`")
 
 
 @learner_check("kd_loss")

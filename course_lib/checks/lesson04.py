@@ -7,7 +7,7 @@ from typing import Callable
 
 import torch
 
-from ._core import assert_close, call_learner, learner_check
+from ._core import assert_close, assert_not_in_place, call_learner, learner_check
 
 
 def _softmax(x: torch.Tensor) -> torch.Tensor:
@@ -56,11 +56,8 @@ def check_soft_targets(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> Non
     assert_close(out, _softmax(big / 2.0), "soft_targets of logits around +-1000",
                  "exp(500) overflows: subtract each row's maximum before exp (or use torch.softmax).")
 
-    original = teacher_logits.clone()
-    call_learner(fn, teacher_logits, 2.0)
-    if not torch.equal(teacher_logits, original):
-        raise AssertionError("soft_targets changed teacher_logits in place: compute on a new tensor "
-                             "(`teacher_logits / temperature`, not `teacher_logits /= temperature`).")
+    assert_not_in_place(fn, teacher_logits, 2.0, what="teacher_logits",
+                        fix="`teacher_logits / temperature`, not `teacher_logits /= temperature`")
 
 
 @learner_check("soft_label_loss")
