@@ -92,3 +92,40 @@ class CNNTeacher(nn.Module):
 def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     """Number of (trainable) parameters of ``model``."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+class ThinCNN(nn.Module):
+    """A thin two-block CNN student for MNIST (introduced in lesson 03): conv-BN-ReLU-pool twice, then a small MLP.
+
+    Args:
+        channels: output channels of the two conv blocks, e.g. ``(4, 8)``: far thinner than the teacher's.
+        hidden: width of the fully connected layer before the classifier.
+
+    Features: ``block1`` (N, c1, 14, 14), ``block2`` (N, c2, 7, 7), ``embedding`` (N, hidden):
+    the same spatial sizes as ``CNNTeacher``'s ``block1`` and ``block2``, so layers pair up
+    without resizing.
+    """
+
+    def __init__(self, channels: Sequence[int] = (4, 8), hidden: int = 32, num_classes: int = 10):
+        super().__init__()
+        c1, c2 = channels
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(),
+                                 nn.MaxPool2d(2))
+
+        self.block1 = block(1, c1)  # 28 -> 14
+        self.block2 = block(c1, c2)  # 14 -> 7
+        self.fc = nn.Sequential(nn.Flatten(), nn.Linear(c2 * 7 * 7, hidden), nn.ReLU())
+        self.head = nn.Linear(hidden, num_classes)
+
+    def forward(self, x: torch.Tensor, return_features: bool = False):
+        features = {}
+        h = self.block1(x)
+        features["block1"] = h
+        h = self.block2(h)
+        features["block2"] = h
+        h = self.fc(h)
+        features["embedding"] = h
+        logits = self.head(h)
+        return (logits, features) if return_features else logits

@@ -89,7 +89,9 @@ def lesson04(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"lesson02.json": lesson02, "lesson04.json": lesson04}
+from .report_lesson03 import lesson03  # noqa: E402
+
+RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04}
 
 
 def render(root: Path = REPO_ROOT) -> str:

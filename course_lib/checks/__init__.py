@@ -11,11 +11,13 @@ from ._core import (TIME_LIMIT_S, CheckResult, assert_close, assert_not_in_place
 from .lesson00 import check_count_errors, check_stable_softmax
 from .lesson02 import (check_choose_class_bias, check_distillation_loss, check_kd_loss,
                        check_softmax_with_temperature)
+from .lesson03 import check_attention_map, check_fitnets, check_hint_loss
 from .lesson04 import check_median_latency, check_soft_label_loss, check_soft_targets
 
 __all__ = [
     "TIME_LIMIT_S", "CheckResult", "assert_close", "assert_not_in_place", "call_learner", "learner_check", "run_check",
     "check_count_errors", "check_stable_softmax",
     "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss", "check_choose_class_bias",
+    "check_attention_map", "check_hint_loss", "check_fitnets",
     "check_soft_targets", "check_soft_label_loss", "check_median_latency",
 ]

@@ -1,0 +1,297 @@
+"""Checks for lesson 03 (hidden-state distillation): attention maps, the hint loss, the FitNets loop.
+
+The right answers are computed here independently of ``course_lib.hidden`` (formulas
+written out in float64). When a learner's answer is wrong, each check also computes
+what the typical mistakes would give (no normalisation, summing over the wrong axis,
+the regressor on the teacher's side, ...) and names the one that matches.
+``tests/test_checks_lesson03.py`` runs each mistake and asserts its hint.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import torch
+from torch import nn
+
+from ._core import assert_close, assert_not_in_place, call_learner, learner_check
+
+#: One hint per typical mistake; a failing check's message contains the matching one.
+HINTS: dict[str, str] = {
+    "am_not_tensor": "Return a torch.Tensor of shape (N, H*W).",
+    "am_wrong_axis": "Sum over the channel axis (dim=1), not over the spatial positions: the map has one value "
+                     "per position, shape (N, H*W), so a thin student and a wide teacher give maps of the same size.",
+    "am_not_flat": "Flatten each example's (H, W) map to one row: shape (N, H*W), e.g. `.flatten(1)`.",
+    "am_no_normalise": "Normalise each row to unit L2 norm (F.normalize(map, p=2, dim=1)): without it the map's "
+                       "size depends on the scale of the features, and a thin student cannot match a wide "
+                       "teacher's scale.",
+    "am_normalise_dim": "Normalise each example's row (dim=1), not each position across the batch (dim=0).",
+    "am_l1": "Normalise with the L2 norm (p=2 in F.normalize), not by the sum of the row.",
+    "am_no_abs": "Take the absolute value before the power: |A|^p. With odd p (or p=1) negative activations "
+                 "would cancel positive ones.",
+    "am_p_ignored": "Use the power p you were given: |A|^p, not always |A|^2.",
+    "am_not_invariant": "Scaling the features by a positive constant must not change the attention map: normalise "
+                        "each row to unit L2 norm after summing |A|^p over channels.",
+    "am_other": "Expected F.normalize(features.abs().pow(p).sum(dim=1).flatten(1), p=2, dim=1).",
+    "hint_not_scalar": "Return one number (a 0-dim tensor): the mean squared error over all elements.",
+    "hint_wrong_side": "Apply the regressor to the student's features, not the teacher's: "
+                       "mse(regressor(student_features), teacher_features). The regressor is trained with the "
+                       "student to reach the teacher's shape; the teacher is a fixed target.",
+    "hint_no_regressor": "Use the regressor: mse(regressor(student_features), teacher_features). Without it the "
+                         "student's layer is forced to copy the teacher's exactly, which a thinner layer cannot.",
+    "hint_sum": "Average the squared errors over all elements (F.mse_loss's default reduction='mean'), "
+                "do not sum them: a sum grows with the batch size and the layer's size.",
+    "hint_per_example": "Average over all elements (F.mse_loss), not sum per example then average over the batch.",
+    "hint_half": "Use the plain mean squared error (F.mse_loss), without the factor 1/2.",
+    "hint_l1": "Square the differences (mean squared error), do not take their absolute value.",
+    "hint_rmse": "Return the mean squared error itself, without the square root.",
+    "hint_teacher_grad": "Detach the teacher's features (teacher_features.detach()): the teacher is a fixed target "
+                         "and must receive no gradient.",
+    "hint_no_grad": "No gradient reached the student's features or the regressor: build the loss with torch "
+                    "operations only (no .item(), .detach() or .numpy() on the student's side).",
+    "hint_other": "Expected F.mse_loss(regressor(student_features), teacher_features.detach()).",
+    "fit_no_stage1": "Stage 1 never used the regressor: first train the student's lower layers and the regressor "
+                     "on the hint loss, e.g. train.fit(HintStudent(student, regressor, layer), x, teacher_hints, "
+                     "F.mse_loss, epochs=hint_epochs, ...).",
+    "fit_order": "The stages are in the wrong order: stage 1 (hints for the lower layers) comes first, then stage 2 "
+                 "(KD on the whole student).",
+    "fit_stage1_upper": "Stage 1 changed the student's upper layers (above the hint layer): in stage 1 train only "
+                        "the layers up to the hint layer and the regressor, on the hint loss alone (no KD or "
+                        "label term yet).",
+    "fit_lower_frozen": "Stage 1 did not change the student's lower layers: train them together with the regressor "
+                        "(HintStudent's parameters include both).",
+    "fit_regressor_frozen": "The regressor was never trained: give its parameters to the optimizer in stage 1 "
+                            "(train HintStudent(student, regressor, layer), not the student alone).",
+    "fit_no_stage2": "The student's upper layers never changed: after the hints, train the whole student with the "
+                     "KD loss (stage 2).",
+    "fit_stage2_labels": "Stage 2 did not follow the teacher: train the whole student with "
+                         "distillation_loss(logits, teacher_logits, labels, temperature, alpha), not on the labels "
+                         "alone.",
+}
+
+
+def _fail(what: str, key: str) -> None:
+    raise AssertionError(f"{what}. {HINTS[key]}")
+
+
+# ----------------------------------------------------------------------------- attention_map
+def _map64(features: torch.Tensor, p: float, abs_: bool = True, power: bool = True) -> torch.Tensor:
+    f = features.to(torch.float64)
+    f = f.abs() if abs_ else f
+    return (f ** p if power else f).sum(dim=1).reshape(len(f), -1)
+
+
+def _l2_rows(m: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    return m / (m ** 2).sum(dim=dim, keepdim=True).sqrt()
+
+
+def _features(seed: int, shape=(2, 3, 4, 5)) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g) * 1.5 + 0.3
+
+
+def _same(out: torch.Tensor, candidate: torch.Tensor) -> bool:
+    return (isinstance(out, torch.Tensor) and out.shape == candidate.shape
+            and torch.allclose(out.detach().to(torch.float64), candidate.to(torch.float64), atol=1e-5, rtol=1e-4))
+
+
+@learner_check("attention_map")
+def check_attention_map(fn: Callable[..., torch.Tensor]) -> None:
+    """Check sum over channels of |A|^p, flattened to (N, H*W), each row L2-normalised (exercise 3.1)."""
+    features = _features(0)  # (N=2, C=3, H=4, W=5): H*W = 20 differs from C = 3
+    n, c, h, w = features.shape
+    for p in (2, 1, 3):
+        out = call_learner(fn, features.clone(), p=p)
+        what = f"attention_map on features of shape {tuple(features.shape)} with p={p}"
+        if not isinstance(out, torch.Tensor):
+            _fail(f"{what}: got {type(out).__name__}", "am_not_tensor")
+        expected = _l2_rows(_map64(features, p))
+        if out.shape != expected.shape:
+            if tuple(out.shape) in {(n, c), (c,), (n, c, 1, 1)}:
+                _fail(f"{what}: got shape {tuple(out.shape)}, expected {tuple(expected.shape)}", "am_wrong_axis")
+            if tuple(out.shape) in {(n, h, w), (n, 1, h, w)}:
+                _fail(f"{what}: got shape {tuple(out.shape)}, expected {tuple(expected.shape)}", "am_not_flat")
+            if out.numel() == n * h * w and _same(out.reshape(n, -1), expected):
+                _fail(f"{what}: got shape {tuple(out.shape)}, expected {tuple(expected.shape)}", "am_not_flat")
+            _fail(f"{what}: got shape {tuple(out.shape)}, expected {tuple(expected.shape)}", "am_wrong_axis")
+        mistakes = [
+            (_map64(features, p), "am_no_normalise"),
+            (_map64(features, p) / _map64(features, p).shape[1], "am_no_normalise"),
+            (_l2_rows(_map64(features, p), dim=0), "am_normalise_dim"),
+            (_map64(features, p) / _map64(features, p).sum(dim=1, keepdim=True), "am_l1"),
+            (_l2_rows(_map64(features, p, abs_=False)), "am_no_abs"),
+            (_l2_rows(_map64(features, 2)), "am_p_ignored"),
+        ]
+        for candidate, key in mistakes:
+            if _same(out, candidate) and not _same(expected, candidate):
+                _fail(f"{what}: wrong values", key)
+        assert_close(out, expected, what, HINTS["am_other"])
+
+    for scale in (10.0, 0.1):
+        out = call_learner(fn, features.clone() * scale, p=2)
+        assert_close(out, _l2_rows(_map64(features, 2)), f"attention_map of the features times {scale:g}",
+                     HINTS["am_not_invariant"])
+    assert_not_in_place(fn, features, 2, what="its input", fix="features.abs(), not features.abs_()")
+
+
+# ----------------------------------------------------------------------------- hint_loss
+def _regressor(cin: int, cout: int, seed: int) -> nn.Conv2d:
+    g = torch.Generator().manual_seed(seed)
+    conv = nn.Conv2d(cin, cout, kernel_size=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.8)
+        conv.bias.copy_(torch.randn(conv.bias.shape, generator=g) * 0.5)
+    return conv
+
+
+def _apply64(regressor: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+    return nn.functional.conv2d(x.detach().to(torch.float64), regressor.weight.detach().to(torch.float64),
+                                regressor.bias.detach().to(torch.float64))
+
+
+def _scalar(out, what: str) -> float:
+    if not isinstance(out, torch.Tensor):
+        raise AssertionError(f"{what}: expected a torch.Tensor, got {type(out).__name__}.")
+    if out.dim() != 0:
+        _fail(f"{what}: got shape {tuple(out.shape)}", "hint_not_scalar")
+    return out.detach().to(torch.float64).item()
+
+
+def _close(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-4 * abs(b) + 1e-6
+
+
+@learner_check("hint_loss")
+def check_hint_loss(fn: Callable[..., torch.Tensor]) -> None:
+    """Check mse(regressor(student_features), teacher_features), with the teacher detached (exercise 3.2)."""
+    # Case 1: student and teacher of the same shape, so a regressor on the wrong side runs and gives a
+    # different number instead of crashing.
+    student = _features(1, (2, 3, 2, 2)).requires_grad_(True)
+    teacher = _features(2, (2, 3, 2, 2)).requires_grad_(True)
+    regressor = _regressor(3, 3, 3)
+    what = "hint_loss with student and teacher features of shape (2, 3, 2, 2)"
+    out = call_learner(fn, student, teacher, regressor)
+    value = _scalar(out, what)
+    diff = _apply64(regressor, student) - teacher.detach().double()
+    ref = diff.pow(2).mean().item()
+    per_example = diff.pow(2).flatten(1).sum(1).mean().item()
+    mistakes = [
+        ((student.detach().double() - _apply64(regressor, teacher)).pow(2).mean().item(), "hint_wrong_side"),
+        ((student.detach().double() - teacher.detach().double()).pow(2).mean().item(), "hint_no_regressor"),
+        (diff.pow(2).sum().item(), "hint_sum"),
+        (per_example, "hint_per_example"),
+        (0.5 * ref, "hint_half"),
+        (0.5 * per_example, "hint_per_example"),
+        (diff.abs().mean().item(), "hint_l1"),
+        (ref ** 0.5, "hint_rmse"),
+    ]
+    if not _close(value, ref):
+        for candidate, key in mistakes:
+            if _close(value, candidate):
+                _fail(f"{what}: got {value:.6g}, expected {ref:.6g}", key)
+        _fail(f"{what}: got {value:.6g}, expected {ref:.6g}", "hint_other")
+    if not out.requires_grad:
+        _fail(what, "hint_no_grad")
+    out.backward()
+    if teacher.grad is not None and teacher.grad.abs().max() > 0:
+        _fail(what, "hint_teacher_grad")
+    if student.grad is None or regressor.weight.grad is None:
+        _fail(what, "hint_no_grad")
+    expected_grad = 2 * diff / diff.numel()  # d mean((R s - t)^2) / d (R s)
+    w = regressor.weight.detach().double()[:, :, 0, 0]  # (C_t, C_s)
+    expected_student_grad = torch.einsum("nthw,ts->nshw", expected_grad, w)
+    assert_close(student.grad, expected_student_grad, f"{what}, gradient w.r.t. student_features",
+                 HINTS["hint_other"])
+
+    # Case 2: a thin student (2 channels) and a wide teacher (5 channels): only the right side runs.
+    student = _features(4, (3, 2, 3, 3))
+    teacher = _features(5, (3, 5, 3, 3))
+    regressor = _regressor(2, 5, 6)
+    what = "hint_loss with a 2-channel student and a 5-channel teacher, regressor Conv2d(2, 5, 1)"
+    try:
+        out = call_learner(fn, student, teacher, regressor)
+    except AssertionError as exc:
+        raise AssertionError(f"{what}: {exc} {HINTS['hint_wrong_side']}") from None
+    value = _scalar(out, what)
+    ref = (_apply64(regressor, student) - teacher.double()).pow(2).mean().item()
+    if not _close(value, ref):
+        _fail(f"{what}: got {value:.6g}, expected {ref:.6g}", "hint_other")
+
+
+# ----------------------------------------------------------------------------- the FitNets loop
+class _SpyRegressor(nn.Module):
+    """A 1x1-conv regressor that records, at each training call, which parts of the student had changed."""
+
+    def __init__(self, student: nn.Module, cin: int, cout: int, lower: list, upper: list):
+        super().__init__()
+        self.conv = _regressor(cin, cout, 7)
+        self._student = [student]  # a list, so the student is not registered as a submodule
+        self._lower = lower
+        self._upper = upper
+        self._initial = {name: p.detach().clone() for name, p in student.named_parameters()}
+        self.calls = []  # (upper_changed, lower_changed) at each call with gradients on
+
+    def _changed(self, names: list) -> bool:
+        params = dict(self._student[0].named_parameters())
+        return any(not torch.equal(params[n].detach(), self._initial[n]) for n in names)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_grad_enabled():
+            self.calls.append((self._changed(self._upper), self._changed(self._lower)))
+        return self.conv(x)
+
+
+def _fitnets_case():
+    """A tiny problem: class k's images are a bright bar at row 2k; the teacher says class (k + 1) % 10."""
+    from ..models import ThinCNN
+
+    g = torch.Generator().manual_seed(0)
+    labels = torch.arange(10).repeat(8)  # 80 images
+    x = torch.rand(len(labels), 1, 28, 28, generator=g) * 0.2
+    for i, k in enumerate(labels.tolist()):
+        x[i, 0, 2 * k + 4: 2 * k + 6, 4:24] = 1.0
+    teacher_logits = 8.0 * nn.functional.one_hot((labels + 1) % 10, 10).float()
+    teacher_hints = torch.randn(len(labels), 5, 7, 7, generator=g)
+    torch.manual_seed(0)
+    student = ThinCNN(channels=(2, 3), hidden=16)
+    return student, x, labels, teacher_logits, teacher_hints
+
+
+@learner_check("fitnets")
+def check_fitnets(fn: Callable[..., object]) -> None:
+    """Check the two FitNets stages: hints train only the lower student and the regressor, then KD (exercise 3.3).
+
+    Calls ``fn(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+    hint_epochs=..., kd_epochs=..., temperature=..., alpha=1.0, lr=..., seed=0)`` on a tiny problem
+    where the teacher disagrees with the labels (alpha = 1: the student should follow the teacher).
+    """
+    student, x, labels, teacher_logits, teacher_hints = _fitnets_case()
+    names = [n for n, _ in student.named_parameters()]
+    lower = [n for n in names if n.startswith(("block1.", "block2."))]
+    upper = [n for n in names if n not in lower]
+    regressor = _SpyRegressor(student, 3, 5, lower, upper)
+    initial_regressor = copy.deepcopy(regressor.conv.state_dict())
+    initial_upper = {n: p.detach().clone() for n, p in student.named_parameters() if n in upper}
+    call_learner(fn, student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                 hint_epochs=3, kd_epochs=30, temperature=2.0, alpha=1.0, lr=1e-2, seed=0)
+    if not regressor.calls:
+        _fail("the regressor was never called with gradients on", "fit_no_stage1")
+    if regressor.calls[0][0]:
+        _fail("the student's upper layers had already changed when stage 1 began", "fit_order")
+    if any(upper_changed for upper_changed, _ in regressor.calls):
+        _fail("during stage 1 the student's upper layers (fc, head) changed", "fit_stage1_upper")
+    if not regressor.calls[-1][1] and len(regressor.calls) > 1:
+        _fail("after stage 1 the student's lower layers (block1, block2) were unchanged", "fit_lower_frozen")
+    if all(torch.equal(v, regressor.conv.state_dict()[k]) for k, v in initial_regressor.items()):
+        _fail("the regressor's weights are unchanged after stage 1", "fit_regressor_frozen")
+    params = dict(student.named_parameters())
+    if all(torch.equal(params[n].detach(), v) for n, v in initial_upper.items()):
+        _fail("the student's upper layers (fc, head) are unchanged after fitnets", "fit_no_stage2")
+    student.eval()
+    with torch.no_grad():
+        predictions = student(x).argmax(dim=1)
+    follows_teacher = (predictions == teacher_logits.argmax(dim=1)).float().mean().item()
+    follows_labels = (predictions == labels).float().mean().item()
+    if follows_teacher <= follows_labels:
+        _fail(f"with alpha = 1 the trained student agrees with the labels on {100 * follows_labels:.0f}% of the "
+              f"images and with the teacher on {100 * follows_teacher:.0f}%", "fit_stage2_labels")

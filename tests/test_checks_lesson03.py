@@ -1,0 +1,215 @@
+"""Tests for the lesson 03 checks: the reference passes, stubs are 'not implemented yet',
+and each typical mistake (written out below) fails with its own hint."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_lib import hidden, train
+from course_lib.checks._core import run_check
+from course_lib.checks.lesson03 import HINTS, check_attention_map, check_fitnets, check_hint_loss
+from course_lib.losses import distillation_loss
+
+
+def assert_hint(check, fn, key):
+    """The check fails, and its message contains the hint ``key``."""
+    with pytest.raises(AssertionError) as info:
+        check(fn)
+    assert HINTS[key] in str(info.value), str(info.value)
+
+
+def stub(*args, **kwargs):
+    raise NotImplementedError("write your code here")
+
+
+def fitnets_reference(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
+                      kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    hidden.fitnets(student, regressor, x, teacher_hints, teacher_logits, labels, layer=layer,
+                   hint_epochs=hint_epochs, kd_epochs=kd_epochs, temperature=temperature, alpha=alpha, lr=lr,
+                   seed=seed, progress=False)
+
+
+@pytest.mark.parametrize("check,reference", [
+    (check_attention_map, hidden.attention_map),
+    (check_hint_loss, hidden.hint_loss),
+    (check_fitnets, fitnets_reference),
+])
+def test_check_passes_reference_and_reports_stub(check, reference, capsys):
+    torch.set_num_threads(1)
+    assert check(reference) is True
+    assert "all checks passed" in capsys.readouterr().out
+    assert check(stub) is False
+    assert "not implemented yet" in capsys.readouterr().out
+    assert run_check(check, lambda *a, **k: 1 / 0).status == "failed"
+
+
+def test_hints_are_distinct():
+    assert len(set(HINTS.values())) == len(HINTS)
+
+
+# --- attention_map: typical mistakes -------------------------------------------------------------
+
+def am_no_normalise(features, p=2):
+    return features.abs().pow(p).sum(dim=1).flatten(1)
+
+
+def am_spatial_sum(features, p=2):
+    return F.normalize(features.abs().pow(p).sum(dim=(2, 3)), dim=1)
+
+
+def am_not_flat(features, p=2):
+    summed = features.abs().pow(p).sum(dim=1)
+    return summed / summed.flatten(1).norm(dim=1).view(-1, 1, 1)
+
+
+def am_batch_normalise(features, p=2):
+    return F.normalize(features.abs().pow(p).sum(dim=1).flatten(1), dim=0)
+
+
+def am_l1(features, p=2):
+    return F.normalize(features.abs().pow(p).sum(dim=1).flatten(1), p=1, dim=1)
+
+
+def am_no_abs(features, p=2):
+    return F.normalize(features.pow(p).sum(dim=1).flatten(1), dim=1)
+
+
+def am_p_ignored(features, p=2):
+    return F.normalize(features.pow(2).sum(dim=1).flatten(1), dim=1)
+
+
+def am_mean_over_channels(features, p=2):  # a valid variant: the normalisation removes the 1/C
+    return F.normalize(features.abs().pow(p).mean(dim=1).flatten(1), dim=1)
+
+
+@pytest.mark.parametrize("fn,key", [
+    (am_no_normalise, "am_no_normalise"), (am_spatial_sum, "am_wrong_axis"), (am_not_flat, "am_not_flat"),
+    (am_batch_normalise, "am_normalise_dim"), (am_l1, "am_l1"), (am_no_abs, "am_no_abs"),
+    (am_p_ignored, "am_p_ignored"),
+])
+def test_attention_map_mistakes(fn, key):
+    assert_hint(check_attention_map, fn, key)
+
+
+def test_attention_map_accepts_mean_over_channels():
+    assert check_attention_map(am_mean_over_channels) is True
+
+
+# --- hint_loss: typical mistakes ---------------------------------------------------------------------
+
+def hint_wrong_side(student_features, teacher_features, regressor):
+    return F.mse_loss(student_features, regressor(teacher_features.detach()))
+
+
+def hint_no_regressor(student_features, teacher_features, regressor):
+    return F.mse_loss(student_features, teacher_features.detach())
+
+
+def hint_sum(student_features, teacher_features, regressor):
+    return F.mse_loss(regressor(student_features), teacher_features.detach(), reduction="sum")
+
+
+def hint_per_example(student_features, teacher_features, regressor):
+    return (regressor(student_features) - teacher_features.detach()).pow(2).flatten(1).sum(1).mean()
+
+
+def hint_half(student_features, teacher_features, regressor):
+    return 0.5 * F.mse_loss(regressor(student_features), teacher_features.detach())
+
+
+def hint_l1(student_features, teacher_features, regressor):
+    return F.l1_loss(regressor(student_features), teacher_features.detach())
+
+
+def hint_rmse(student_features, teacher_features, regressor):
+    return F.mse_loss(regressor(student_features), teacher_features.detach()).sqrt()
+
+
+def hint_not_detached(student_features, teacher_features, regressor):
+    return F.mse_loss(regressor(student_features), teacher_features)
+
+
+def hint_item(student_features, teacher_features, regressor):
+    return torch.tensor(F.mse_loss(regressor(student_features), teacher_features).item())
+
+
+@pytest.mark.parametrize("fn,key", [
+    (hint_wrong_side, "hint_wrong_side"), (hint_no_regressor, "hint_no_regressor"), (hint_sum, "hint_sum"),
+    (hint_per_example, "hint_per_example"), (hint_half, "hint_half"), (hint_l1, "hint_l1"),
+    (hint_rmse, "hint_rmse"), (hint_not_detached, "hint_teacher_grad"), (hint_item, "hint_no_grad"),
+])
+def test_hint_loss_mistakes(fn, key):
+    assert_hint(check_hint_loss, fn, key)
+
+
+def test_hint_loss_wrong_side_that_crashes_gets_the_hint():
+    def wrong_side_only_shapes(student_features, teacher_features, regressor):
+        if student_features.shape[1] == teacher_features.shape[1]:
+            return F.mse_loss(regressor(student_features), teacher_features.detach())
+        return F.mse_loss(student_features, regressor(teacher_features))  # crashes: 5 channels into Conv2d(2, 5)
+    assert_hint(check_hint_loss, wrong_side_only_shapes, "hint_wrong_side")
+
+
+# --- the FitNets loop: typical mistakes ----------------------------------------------------------------
+
+def _kd(temperature, alpha):
+    return lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)
+
+
+def fit_no_stage1(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
+                  kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    train.fit(student, x, (teacher_logits, labels), _kd(temperature, alpha), kd_epochs, lr=lr, seed=seed,
+              progress=False)
+
+
+def fit_order(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
+              kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    train.fit(student, x, (teacher_logits, labels), _kd(temperature, alpha), kd_epochs, lr=lr, seed=seed,
+              progress=False)
+    train.fit(hidden.HintStudent(student, regressor, layer), x, teacher_hints, F.mse_loss, hint_epochs, lr=lr,
+              seed=seed, progress=False)
+
+
+def fit_stage1_with_kd(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                       hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    model = hidden.WithFeatures(student)
+    model.regressor = regressor
+
+    def loss(out, hints, t, y):
+        logits, features = out
+        return hidden.hint_loss(features[layer], hints, regressor) + distillation_loss(logits, t, y, temperature,
+                                                                                       alpha)
+    train.fit(model, x, (teacher_hints, teacher_logits, labels), loss, hint_epochs, lr=lr, seed=seed,
+              progress=False)
+    train.fit(student, x, (teacher_logits, labels), _kd(temperature, alpha), kd_epochs, lr=lr, seed=seed,
+              progress=False)
+
+
+def fit_regressor_frozen(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                         hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    loss = lambda out, hints: hidden.hint_loss(out[1][layer], hints, regressor)  # noqa: E731
+    train.fit(hidden.WithFeatures(student), x, teacher_hints, loss, hint_epochs, lr=lr, seed=seed, progress=False)
+    train.fit(student, x, (teacher_logits, labels), _kd(temperature, alpha), kd_epochs, lr=lr, seed=seed,
+              progress=False)
+
+
+def fit_no_stage2(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
+                  kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    hidden.hint_stage(student, regressor, x, teacher_hints, layer, hint_epochs, lr=lr, seed=seed, progress=False)
+
+
+def fit_stage2_labels(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                      hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    hidden.hint_stage(student, regressor, x, teacher_hints, layer, hint_epochs, lr=lr, seed=seed, progress=False)
+    train.fit(student, x, labels, train.cross_entropy_loss, kd_epochs, lr=lr, seed=seed, progress=False)
+
+
+@pytest.mark.parametrize("fn,key", [
+    (fit_no_stage1, "fit_no_stage1"), (fit_order, "fit_order"), (fit_stage1_with_kd, "fit_stage1_upper"),
+    (fit_regressor_frozen, "fit_regressor_frozen"), (fit_no_stage2, "fit_no_stage2"),
+    (fit_stage2_labels, "fit_stage2_labels"),
+])
+def test_fitnets_mistakes(fn, key):
+    torch.set_num_threads(1)
+    assert_hint(check_fitnets, fn, key)
