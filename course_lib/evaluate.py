@@ -1,7 +1,8 @@
 """Evaluation helpers: batched logits, accuracy, error counts (introduced in lesson 00)."""
 from __future__ import annotations
 
-from typing import Optional, Union
+import time
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 from torch import nn
@@ -50,3 +51,22 @@ def accuracy(logits_or_model, x_or_labels, labels: Optional[torch.Tensor] = None
     """Share of right argmax predictions in [0, 1]: ``accuracy(logits, labels)`` or ``accuracy(model, x, labels)``."""
     logits, labels = _logits_and_labels(logits_or_model, x_or_labels, labels)
     return 1.0 - error_count(logits, labels) / len(labels)
+
+
+def time_calls(fn: Callable[[Any], object], inputs: Sequence[Any], warmup: int) -> tuple[list, list]:
+    """Call ``fn`` on each input; time all but the first ``warmup`` calls (introduced in lesson 03).
+
+    Warm-up calls pay for lazy initialisation and allocation, so they are never timed.
+    Returns ``(wall_seconds, cpu_seconds)``, one entry per timed call: report their median.
+    """
+    if warmup < 0 or len(inputs) <= warmup:
+        raise ValueError(f"need more inputs ({len(inputs)}) than warm-up calls ({warmup})")
+    for item in inputs[:warmup]:
+        fn(item)
+    walls, cpus = [], []
+    for item in inputs[warmup:]:
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn(item)
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return walls, cpus

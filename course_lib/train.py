@@ -7,6 +7,8 @@ shuffled index costs microseconds per batch, while a per-sample ``__getitem__``
 """
 from __future__ import annotations
 
+import functools
+import inspect
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Union
@@ -81,6 +83,8 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
     scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
                  if schedule == "cosine" else None)
 
+    if augment is not None and _takes_generator(augment):  # seeded augmentation repeats exactly
+        augment = functools.partial(augment, generator=generator)
     history = History()
     start = time.perf_counter()
     bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
@@ -95,7 +99,7 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 xb = x[idx]
                 if augment is not None:
-                    xb = augment(xb, generator=generator) if _takes_generator(augment) else augment(xb)
+                    xb = augment(xb)
                 loss = loss_fn(model(xb), *(t[idx] for t in targets))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(
@@ -123,8 +127,6 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
 
 
 def _takes_generator(fn: Callable) -> bool:
-    import inspect
-
     try:
         return "generator" in inspect.signature(fn).parameters
     except (TypeError, ValueError):

@@ -220,7 +220,7 @@ def test_train_hidden_student_runs_every_method(tmp_course_dirs):
 
 
 def test_report_lesson03_renders_every_method():
-    from course_lib.report_lesson03 import lesson03
+    from course_lib.report import lesson03
 
     method = {"test_accuracy": [0.95, 0.96, 0.97], "shifted_test_accuracy": [0.8, 0.82, 0.84], "params": 13254,
               "latency_ms_per_batch": 2.5, "beta": None}

@@ -106,3 +106,21 @@ def test_predict_logits_accuracy_and_error_count():
     assert evaluate.error_count(model, x, y) == wrong
     with pytest.raises(ValueError):
         evaluate.error_count(logits, y[:5])
+
+
+def test_time_calls_skips_warmup_and_times_the_rest():
+    import time
+
+    seen = []
+
+    def fn(item):
+        seen.append(item)
+        time.sleep(0.01 if item >= 2 else 0.0)
+
+    walls, cpus = evaluate.time_calls(fn, [0, 1, 2, 3, 4], warmup=2)
+    assert seen == [0, 1, 2, 3, 4]
+    assert len(walls) == len(cpus) == 3
+    assert all(w >= 0.009 for w in walls)  # each timed call slept 10 ms
+    assert all(c < w for c, w in zip(cpus, walls))  # sleeping uses wall time, not CPU time
+    with pytest.raises(ValueError, match="warm-up"):
+        evaluate.time_calls(fn, [0, 1], warmup=2)
