@@ -5,6 +5,7 @@ shrink their work in FAST mode call :func:`is_fast` (or read :data:`FAST`).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -38,6 +39,22 @@ def seed_everything(seed: int = 0) -> int:
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     return seed
+
+
+@contextlib.contextmanager
+def seeded(seed: int):
+    """Run a block with PyTorch's RNGs (CPU and CUDA) seeded, then restore them as they were.
+
+    Library helpers use this instead of :func:`seed_everything`, so that building a model
+    with seeded initial weights never reseeds the caller's global RNG behind its back::
+
+        with config.seeded(0):
+            student = models.MLP()
+    """
+    devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        yield
 
 
 def get_device() -> torch.device:

@@ -18,7 +18,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import config
-from .evaluate import accuracy, predict_logits
+from .evaluate import accuracy, model_device, predict_logits
 
 Targets = Union[torch.Tensor, Sequence[torch.Tensor]]
 
@@ -45,7 +45,7 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
         epochs: int, batch_size: int = 256, lr: float = 1e-3, weight_decay: float = 0.0,
         schedule: str = "cosine", seed: int = 0, augment: Optional[Callable[[torch.Tensor], torch.Tensor]] = None,
         x_val: Optional[torch.Tensor] = None, y_val: Optional[torch.Tensor] = None,
-        device: Optional[Union[str, torch.device]] = None, progress: bool = True, desc: str = "train") -> History:
+        progress: bool = True, desc: str = "train") -> History:
     """Train ``model`` with Adam on in-memory tensors; returns a :class:`History`.
 
     Args:
@@ -57,7 +57,10 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
         seed: fixes the shuffling, augmentation and dropout, so a run repeats exactly.
         augment: optional function applied to each input batch (e.g. ``data.random_shift``).
         x_val, y_val: if given, validation accuracy is measured after every epoch.
-        device: defaults to ``config.get_device()`` (the GPU when there is one).
+
+    The model trains where it is (put it on a device first, e.g. ``model.to(config.get_device())``);
+    ``x`` and ``targets`` may be anywhere and are moved to the model's device. The global RNGs
+    are left as they were: dropout masks come from a forked, seeded RNG.
     """
     targets = _as_tuple(targets)
     n = len(x)
@@ -69,14 +72,20 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
 
-    device = torch.device(device) if device is not None else config.get_device()
-    model.to(device)
-    if device.type != "cpu":  # move the whole set once; batches then never cross the bus
-        x = x.to(device)
-        targets = tuple(t.to(device) for t in targets)
+    device = model_device(model)
+    # Move the whole set once; batches then never cross the bus (a no-op for CPU tensors on the CPU).
+    x = x.to(device)
+    targets = tuple(t.to(device) for t in targets)
 
     generator = torch.Generator().manual_seed(seed)
-    torch.manual_seed(seed)  # dropout masks
+    with config.seeded(seed):  # dropout masks: seeded, and the caller's RNG left untouched
+        return _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, schedule, generator,
+                         augment, x_val, y_val, device, progress, desc)
+
+
+def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, schedule, generator, augment,
+              x_val, y_val, device, progress, desc) -> History:
+    n = len(x)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
     steps_per_epoch = (n + batch_size - 1) // batch_size
     total_steps = epochs * steps_per_epoch
@@ -116,7 +125,7 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
             history.loss.append(running / seen)
             postfix = {"epoch": epoch + 1, "loss": f"{history.loss[-1]:.4f}"}
             if x_val is not None and y_val is not None:
-                history.val_accuracy.append(accuracy(predict_logits(model, x_val, device=device), y_val))
+                history.val_accuracy.append(accuracy(predict_logits(model, x_val), y_val))
                 postfix["val_acc"] = f"{history.val_accuracy[-1]:.4f}"
             bar.set_postfix(postfix)
     finally:
