@@ -168,3 +168,12 @@ def test_random_shift_matches_roll_with_zero_fill():
                 if 0 <= r + dy < 28 and 0 <= c + dx < 28:
                     expected[0, r, c] = x[i, 0, r + dy, c + dx]
         assert torch.equal(out[i], expected)
+
+
+@pytest.mark.parametrize("algorithm", ["md5", "sha256"])
+def test_file_digest_matches_hashlib_on_the_bytes(tmp_path, algorithm):
+    path = tmp_path / "blob.bin"
+    payload = bytes(range(256)) * 5000  # > 1 MiB: several chunks
+    path.write_bytes(payload)
+    assert data.file_digest(path, algorithm) == hashlib.new(algorithm, payload).hexdigest()
+    assert data.file_digest(str(path), algorithm) == hashlib.new(algorithm, payload).hexdigest()
