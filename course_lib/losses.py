@@ -1,8 +1,13 @@
-"""Distillation losses: softened probabilities, the KD loss and the full Hinton objective.
+"""Every distillation loss of the course, each short and self-contained so it can be pasted into production code.
 
-Introduced in lesson 02. Each function is short and self-contained so it can be
-pasted into production code; the unit tests in ``tests/test_losses.py`` pin them
-against the formula written out and against ``torch.nn.functional.kl_div``.
+Logit losses (introduced in lesson 02): softened probabilities, the KD loss and the full
+Hinton objective. Hidden-state losses (introduced in lesson 03): FitNets' hint loss,
+attention transfer, cosine representation matching and RKD's relational distances; each
+takes the student's features first and the teacher's second, treats the teacher as a
+constant (its features are detached) and returns a 0-dim tensor that is 0 when the
+student matches the teacher. The unit tests (``tests/test_losses.py``) pin every loss
+against the formula written out and, where PyTorch has one, against its reference
+(``torch.nn.functional.kl_div``).
 """
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import math
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
-__all__ = ["softmax_with_temperature", "kd_loss", "distillation_loss"]
+__all__ = ["softmax_with_temperature", "kd_loss", "distillation_loss", "hint_loss", "attention_map",
+           "attention_transfer_loss", "cosine_representation_loss", "relational_distance_loss"]
 
 
 def _check_temperature(temperature: float) -> float:
@@ -77,6 +84,9 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     * **log_softmax**: both log-probs come from ``log_softmax``, never ``log(softmax(.))``,
       which gives log(0) = -inf (then nan) once a probability underflows, e.g. for
       logits of size 1e3 at T = 1 or 1e4 at T = 100.
+    * **masked classes**: teacher logits of -inf (classes the teacher rules out, as in
+      vocabulary distillation) have probability 0 and contribute exactly 0, also where the
+      student masks them too; the naive ``p * (log p - log q)`` gives 0 * inf = nan there.
 
     The teacher is treated as a constant: ``teacher_logits`` is detached, so no
     gradient flows into the teacher even if its logits were computed with autograd on.
@@ -95,10 +105,12 @@ def kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
     _check_logits_pair(student_logits, teacher_logits)
     teacher_log_probs = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
     student_log_probs = F.log_softmax(student_logits / temperature, dim=-1)
-    # p_teacher * (log p_teacher - log p_student); where p_teacher underflows to 0 the
-    # log-probs stay finite (log_softmax), so the term is exactly 0, not 0 * inf = nan.
-    kl_per_example = (teacher_log_probs.exp() * (teacher_log_probs - student_log_probs)).sum(dim=-1)
-    return kl_per_example.mean() * temperature**2
+    teacher_probs = teacher_log_probs.exp()
+    # p_teacher * (log p_teacher - log p_student), defined as exactly 0 where p_teacher = 0: a
+    # class masked with -inf (e.g. outside a vocabulary) would otherwise give 0 * -inf = nan.
+    terms = torch.where(teacher_probs > 0, teacher_probs * (teacher_log_probs - student_log_probs),
+                        torch.zeros_like(teacher_probs))
+    return terms.sum(dim=-1).mean() * temperature**2
 
 
 def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -141,3 +153,175 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
     soft = kd_loss(student_logits, teacher_logits, temperature)
     hard = F.cross_entropy(student_logits, labels)
     return alpha_value * soft + (1.0 - alpha_value) * hard
+
+
+# ----------------------------------------------------------------------------- hidden-state losses (lesson 03)
+def _check_batch(student: torch.Tensor, teacher: torch.Tensor, what: str, min_dim: int = 2) -> None:
+    for name, t in (("student", student), ("teacher", teacher)):
+        if not isinstance(t, torch.Tensor):
+            raise ValueError(f"{what}: {name} features must be a torch.Tensor, got {type(t).__name__}")
+        if t.dim() < min_dim:
+            raise ValueError(f"{what}: {name} features need at least {min_dim} dimensions (batch first), "
+                             f"got shape {tuple(t.shape)}")
+    if student.shape[0] != teacher.shape[0]:
+        raise ValueError(f"{what}: student and teacher features must have the same batch size, got "
+                         f"{student.shape[0]} and {teacher.shape[0]}")
+
+
+def hint_loss(student_features: torch.Tensor, teacher_features: torch.Tensor,
+              regressor: nn.Module) -> torch.Tensor:
+    """FitNets' hint loss (Romero et al. 2015): mean squared error between regressor(student) and teacher.
+
+    The student's guided layer is thinner than the teacher's hint layer, so a small
+    trainable **regressor** (e.g. a 1x1 convolution) maps the *student's* features to
+    the teacher's shape. It goes on the student's side: the teacher is a fixed target,
+    and the regressor is trained together with the student (then thrown away).
+
+    Args:
+        student_features: the student's guided layer, e.g. (N, C_s, H, W).
+        teacher_features: the teacher's hint layer, e.g. (N, C_t, H, W); detached.
+        regressor: maps student_features to teacher_features' shape.
+
+    Returns:
+        A 0-dim tensor: the mean over all elements of (regressor(student) - teacher)^2
+        (FitNets writes 1/2 ||.||^2; the constant only rescales the learning rate).
+
+    Introduced in lesson 03.
+    """
+    _check_batch(student_features, teacher_features, "hint_loss")
+    mapped = regressor(student_features)
+    if mapped.shape != teacher_features.shape:
+        raise ValueError(
+            f"hint_loss: regressor(student_features) has shape {tuple(mapped.shape)} but teacher_features has "
+            f"shape {tuple(teacher_features.shape)}: the regressor must map the student's features to the "
+            "teacher's shape (e.g. nn.Conv2d(C_student, C_teacher, kernel_size=1))")
+    return F.mse_loss(mapped, teacher_features.detach())
+
+
+def attention_map(features: torch.Tensor, p: float = 2) -> torch.Tensor:
+    """Spatial attention map (Zagoruyko & Komodakis 2017): sum over channels of |A|^p, flattened, L2-normalised.
+
+    Args:
+        features: activations (N, C, H, W).
+        p: the power; p = 2 is the paper's default (larger p weights the hottest spots more).
+
+    Returns:
+        (N, H*W): each row has unit L2 norm, so multiplying the features by a positive
+        constant does not change the map. Channels are summed, so a student and a teacher
+        with different channel counts give maps of the same size.
+
+    Introduced in lesson 03.
+    """
+    if not isinstance(features, torch.Tensor) or features.dim() != 4:
+        shape = tuple(features.shape) if isinstance(features, torch.Tensor) else type(features).__name__
+        raise ValueError(f"attention_map expects features of shape (N, C, H, W), got {shape}")
+    if not p > 0:
+        raise ValueError(f"attention_map: p must be > 0, got {p!r}")
+    summed = features.abs().pow(p).sum(dim=1)  # (N, H, W): one value per position
+    return F.normalize(summed.flatten(1), p=2, dim=1)
+
+
+def attention_transfer_loss(student_features: torch.Tensor, teacher_features: torch.Tensor,
+                            p: float = 2) -> torch.Tensor:
+    """Attention transfer: squared L2 distance between the student's and teacher's normalised attention maps.
+
+    ``mean over the batch of sum_j (Q_s[j] - Q_t[j])^2`` with Q = :func:`attention_map`.
+    Channel counts may differ. Spatial sizes should match; if they do not, the larger
+    (H, W) map (channel-summed |A|^p) is average-pooled to the smaller size before the
+    normalisation (``F.adaptive_avg_pool2d``). The paper's reference code averages over
+    positions too; that only divides by H*W, which the loss weight absorbs.
+
+    Args:
+        student_features: (N, C_s, H_s, W_s). teacher_features: (N, C_t, H_t, W_t), detached.
+        p: the power of :func:`attention_map`.
+
+    Returns:
+        A 0-dim tensor in [0, 4]; 0 when the two maps are proportional.
+
+    Introduced in lesson 03.
+    """
+    _check_batch(student_features, teacher_features, "attention_transfer_loss", min_dim=4)
+    if student_features.dim() != 4 or teacher_features.dim() != 4:
+        raise ValueError("attention_transfer_loss expects (N, C, H, W) features, got "
+                         f"{tuple(student_features.shape)} and {tuple(teacher_features.shape)}")
+    teacher_features = teacher_features.detach()
+    hs, ws = student_features.shape[-2:]
+    ht, wt = teacher_features.shape[-2:]
+    if (hs, ws) == (ht, wt):
+        q_s, q_t = attention_map(student_features, p), attention_map(teacher_features, p)
+    else:
+        size = (min(hs, ht), min(ws, wt))
+        maps = []
+        for f in (student_features, teacher_features):
+            summed = f.abs().pow(p).sum(dim=1, keepdim=True)
+            pooled = F.adaptive_avg_pool2d(summed, size) if tuple(f.shape[-2:]) != size else summed
+            maps.append(F.normalize(pooled.flatten(1), p=2, dim=1))
+        q_s, q_t = maps
+    return (q_s - q_t).pow(2).sum(dim=1).mean()
+
+
+def _pool_to(x: torch.Tensor, size: int) -> torch.Tensor:
+    """Average-pool (N, D) to (N, size) over neighbouring units (as the PyTorch KD tutorial does)."""
+    return x if x.shape[1] == size else F.adaptive_avg_pool1d(x.unsqueeze(1), size).squeeze(1)
+
+
+def cosine_representation_loss(student_features: torch.Tensor,
+                               teacher_features: torch.Tensor) -> torch.Tensor:
+    """1 - cosine similarity between the flattened student and teacher features, averaged over the batch.
+
+    As in PyTorch's knowledge-distillation tutorial: both are flattened to (N, D); if the
+    widths differ, the wider one is average-pooled over neighbouring units down to the
+    narrower width (``F.adaptive_avg_pool1d``). Only the direction is matched, not the size.
+
+    Args:
+        student_features: (N, ...). teacher_features: (N, ...), detached.
+
+    Returns:
+        A 0-dim tensor in [0, 2]; 0 when the features point the same way.
+
+    Introduced in lesson 03.
+    """
+    _check_batch(student_features, teacher_features, "cosine_representation_loss")
+    s, t = student_features.flatten(1), teacher_features.detach().flatten(1)
+    width = min(s.shape[1], t.shape[1])
+    s, t = _pool_to(s, width), _pool_to(t, width)
+    return (1.0 - F.cosine_similarity(s, t, dim=1, eps=1e-8)).mean()
+
+
+def _normalised_distances(embeddings: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """(N, N) Euclidean distances divided by their mean over the pairs i != j (diagonal 0)."""
+    squared = (embeddings.unsqueeze(1) - embeddings.unsqueeze(0)).pow(2).sum(-1)
+    off_diagonal = ~torch.eye(len(embeddings), dtype=torch.bool, device=embeddings.device)
+    # sqrt of a clamped square: the gradient of sqrt at 0 (the diagonal) would be inf
+    distances = squared.clamp(min=eps).sqrt() * off_diagonal
+    return distances / distances[off_diagonal].mean().clamp(min=eps)
+
+
+def relational_distance_loss(student_embeddings: torch.Tensor,
+                             teacher_embeddings: torch.Tensor) -> torch.Tensor:
+    """RKD distance loss (Park et al. 2019): match the *shape* of the batch, not the features themselves.
+
+    For each model, the Euclidean distances between every pair of examples in the batch are
+    divided by their mean over pairs i != j; the loss is the smooth-L1 (Huber, beta 1)
+    difference between the student's and teacher's (N, N) matrices, averaged over all N*N
+    entries (the diagonal is 0 in both), as in the paper's reference code. The widths may
+    differ, so no regressor is needed; scaling either embedding does not change the loss.
+
+    Args:
+        student_embeddings: (N, D_s), extra dimensions flattened; a batch of one gives 0 (no pairs).
+        teacher_embeddings: (N, D_t), detached.
+
+    Returns:
+        A 0-dim tensor >= 0; 0 when the two batches have proportional pairwise distances.
+
+    Introduced in lesson 03.
+    """
+    _check_batch(student_embeddings, teacher_embeddings, "relational_distance_loss")
+    if student_embeddings.shape[0] < 2:
+        # one example has no pairs, so nothing to match; this happens in the last batch of an
+        # epoch when N % batch_size == 1. A zero that keeps the graph lets backward() run.
+        return student_embeddings.sum() * 0.0
+    d_s = _normalised_distances(student_embeddings.flatten(1))
+    with torch.no_grad():
+        d_t = _normalised_distances(teacher_embeddings.detach().flatten(1))
+    return F.smooth_l1_loss(d_s, d_t, reduction="mean")

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib import hidden, train
+from course_lib import hidden, losses, train
 from course_lib.checks._core import run_check
 from course_lib.checks.lesson03 import HINTS, check_attention_map, check_fitnets, check_hint_loss
 from course_lib.losses import distillation_loss
@@ -31,12 +31,11 @@ def fitnets_reference(student, regressor, x, teacher_hints, teacher_logits, labe
 
 
 @pytest.mark.parametrize("check,reference", [
-    (check_attention_map, hidden.attention_map),
-    (check_hint_loss, hidden.hint_loss),
+    (check_attention_map, losses.attention_map),
+    (check_hint_loss, losses.hint_loss),
     (check_fitnets, fitnets_reference),
 ])
-def test_check_passes_reference_and_reports_stub(check, reference, capsys):
-    torch.set_num_threads(1)
+def test_check_passes_reference_and_reports_stub(check, reference, capsys, one_thread):
     assert check(reference) is True
     assert "all checks passed" in capsys.readouterr().out
     assert check(stub) is False
@@ -178,7 +177,7 @@ def fit_stage1_with_kd(student, regressor, x, teacher_hints, teacher_logits, lab
 
     def loss(out, hints, t, y):
         logits, features = out
-        return hidden.hint_loss(features[layer], hints, regressor) + distillation_loss(logits, t, y, temperature,
+        return losses.hint_loss(features[layer], hints, regressor) + distillation_loss(logits, t, y, temperature,
                                                                                        alpha)
     train.fit(model, x, (teacher_hints, teacher_logits, labels), loss, hint_epochs, lr=lr, seed=seed,
               progress=False)
@@ -188,7 +187,7 @@ def fit_stage1_with_kd(student, regressor, x, teacher_hints, teacher_logits, lab
 
 def fit_regressor_frozen(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
                          hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
-    loss = lambda out, hints: hidden.hint_loss(out[1][layer], hints, regressor)  # noqa: E731
+    loss = lambda out, hints: losses.hint_loss(out[1][layer], hints, regressor)  # noqa: E731
     train.fit(hidden.WithFeatures(student), x, teacher_hints, loss, hint_epochs, lr=lr, seed=seed, progress=False)
     train.fit(student, x, (teacher_logits, labels), _kd(temperature, alpha), kd_epochs, lr=lr, seed=seed,
               progress=False)
@@ -210,6 +209,5 @@ def fit_stage2_labels(student, regressor, x, teacher_hints, teacher_logits, labe
     (fit_regressor_frozen, "fit_regressor_frozen"), (fit_no_stage2, "fit_no_stage2"),
     (fit_stage2_labels, "fit_stage2_labels"),
 ])
-def test_fitnets_mistakes(fn, key):
-    torch.set_num_threads(1)
+def test_fitnets_mistakes(fn, key, one_thread):
     assert_hint(check_fitnets, fn, key)

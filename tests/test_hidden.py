@@ -1,177 +1,14 @@
-"""course_lib.hidden against the formulas written out (float64 loops), plus invariances, shapes and errors."""
-from __future__ import annotations
+"""course_lib.hidden: the feature interface, FitNets' stages, the lesson-03 trainer and its device handling.
 
-import math
+The losses it trains with are tested in ``tests/test_losses.py``.
+"""
+from __future__ import annotations
 
 import pytest
 import torch
 from torch import nn
 
-from course_lib import hidden, models
-
-
-def rand(*shape, seed=0):
-    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
-
-
-# --- attention_map ---------------------------------------------------------------------------------
-
-def attention_map_loops(features, p):
-    n, c, h, w = features.shape
-    out = torch.zeros(n, h * w, dtype=torch.float64)
-    for i in range(n):
-        for y in range(h):
-            for x in range(w):
-                out[i, y * w + x] = sum(abs(float(features[i, k, y, x])) ** p for k in range(c))
-        out[i] /= math.sqrt(float((out[i] ** 2).sum()))
-    return out
-
-
-@pytest.mark.parametrize("p", [1, 2, 3])
-def test_attention_map_matches_formula(p):
-    features = rand(2, 3, 4, 5)
-    torch.testing.assert_close(hidden.attention_map(features, p), attention_map_loops(features, p))
-
-
-def test_attention_map_shape_norm_and_scale_invariance():
-    features = rand(4, 6, 7, 7, seed=1)
-    q = hidden.attention_map(features)
-    assert q.shape == (4, 49)
-    torch.testing.assert_close(q.norm(dim=1), torch.ones(4, dtype=torch.float64))
-    torch.testing.assert_close(hidden.attention_map(features * 37.0), q)
-    torch.testing.assert_close(hidden.attention_map(features * 1e-3), q)
-
-
-def test_attention_map_errors():
-    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
-        hidden.attention_map(torch.zeros(2, 3, 4))
-    with pytest.raises(ValueError, match="p must be > 0"):
-        hidden.attention_map(torch.zeros(1, 1, 2, 2), p=0)
-
-
-# --- attention_transfer_loss -------------------------------------------------------------------
-
-def test_attention_transfer_loss_formula_and_zero_on_identical():
-    s, t = rand(3, 4, 5, 5, seed=2), rand(3, 16, 5, 5, seed=3)
-    q_s, q_t = attention_map_loops(s, 2), attention_map_loops(t, 2)
-    expected = sum(float(((q_s[i] - q_t[i]) ** 2).sum()) for i in range(3)) / 3
-    assert hidden.attention_transfer_loss(s, t).item() == pytest.approx(expected, rel=1e-9)
-    assert hidden.attention_transfer_loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
-    assert hidden.attention_transfer_loss(s, 5 * s).item() == pytest.approx(0.0, abs=1e-12)
-
-
-def test_attention_transfer_loss_resizes_larger_map_and_detaches_teacher():
-    s = rand(2, 3, 7, 7, seed=4).requires_grad_(True)
-    t = rand(2, 8, 14, 14, seed=5).requires_grad_(True)
-    loss = hidden.attention_transfer_loss(s, t)
-    pooled = nn.functional.avg_pool2d(t.detach().pow(2).sum(1, keepdim=True), 2).flatten(1)
-    q_t = pooled / pooled.norm(dim=1, keepdim=True)
-    q_s = attention_map_loops(s.detach(), 2)
-    assert loss.item() == pytest.approx(float(((q_s - q_t) ** 2).sum(1).mean()), rel=1e-9)
-    loss.backward()
-    assert t.grad is None and s.grad is not None and s.grad.abs().sum() > 0
-
-
-def test_attention_transfer_loss_errors():
-    with pytest.raises(ValueError, match="batch size"):
-        hidden.attention_transfer_loss(torch.zeros(2, 1, 3, 3), torch.zeros(3, 1, 3, 3))
-    with pytest.raises(ValueError):
-        hidden.attention_transfer_loss(torch.zeros(2, 4), torch.zeros(2, 4))
-
-
-# --- hint_loss ---------------------------------------------------------------------------------
-
-def test_hint_loss_formula_regressor_side_and_gradients():
-    student = rand(2, 3, 4, 4, seed=6).float().requires_grad_(True)
-    teacher = rand(2, 5, 4, 4, seed=7).float().requires_grad_(True)
-    regressor = hidden.hint_regressor(3, 5)
-    loss = hidden.hint_loss(student, teacher, regressor)
-    w, b = regressor.weight.detach()[:, :, 0, 0], regressor.bias.detach()
-    total = 0.0
-    for i in range(2):
-        for k in range(5):
-            for y in range(4):
-                for x in range(4):
-                    mapped = float(w[k] @ student.detach()[i, :, y, x] + b[k])
-                    total += (mapped - float(teacher.detach()[i, k, y, x])) ** 2
-    assert loss.item() == pytest.approx(total / (2 * 5 * 4 * 4), rel=1e-5)
-    loss.backward()
-    assert teacher.grad is None
-    assert student.grad is not None and regressor.weight.grad is not None
-
-
-def test_hint_loss_zero_when_regressor_reproduces_teacher():
-    student = rand(3, 4, 2, 2, seed=8).float()
-    regressor = nn.Conv2d(4, 4, 1)
-    with torch.no_grad():
-        regressor.weight.copy_(torch.eye(4).view(4, 4, 1, 1))
-        regressor.bias.zero_()
-    assert hidden.hint_loss(student, student.clone(), regressor).item() == 0.0
-
-
-def test_hint_loss_shape_error_names_the_regressor():
-    with pytest.raises(ValueError, match="regressor must map the student"):
-        hidden.hint_loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 5, 4, 4), nn.Identity())
-
-
-# --- cosine_representation_loss ------------------------------------------------------------------
-
-def test_cosine_loss_formula_same_width():
-    s, t = rand(4, 6, seed=9), rand(4, 6, seed=10)
-    expected = sum(1 - float(s[i] @ t[i]) / float(s[i].norm() * t[i].norm()) for i in range(4)) / 4
-    assert hidden.cosine_representation_loss(s, t).item() == pytest.approx(expected, rel=1e-9)
-
-
-def test_cosine_loss_pools_wider_features_and_is_scale_invariant():
-    s, t = rand(3, 4, seed=11), rand(3, 8, seed=12)
-    pooled = t.view(3, 4, 2).mean(-1)  # neighbouring pairs averaged: 8 -> 4
-    expected = sum(1 - float(s[i] @ pooled[i]) / float(s[i].norm() * pooled[i].norm()) for i in range(3)) / 3
-    assert hidden.cosine_representation_loss(s, t).item() == pytest.approx(expected, rel=1e-9)
-    assert hidden.cosine_representation_loss(s, t).item() == pytest.approx(
-        hidden.cosine_representation_loss(7 * s, 0.1 * t).item(), rel=1e-9)
-    assert hidden.cosine_representation_loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
-    # flattened: (N, C, H, W) works too
-    assert hidden.cosine_representation_loss(rand(2, 2, 3, 3), rand(2, 18)).dim() == 0
-
-
-# --- relational_distance_loss ----------------------------------------------------------------------
-
-def rkd_loops(s, t):
-    n = len(s)
-
-    def normalised(e):
-        d = [[float((e[i] - e[j]).norm()) for j in range(n)] for i in range(n)]
-        mean = sum(d[i][j] for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
-        return [[d[i][j] / mean for j in range(n)] for i in range(n)]
-
-    ds, dt = normalised(s), normalised(t)
-    huber = lambda x: 0.5 * x * x if abs(x) < 1 else abs(x) - 0.5  # noqa: E731
-    return sum(huber(ds[i][j] - dt[i][j]) for i in range(n) for j in range(n)) / (n * n)
-
-
-def test_relational_loss_formula_with_different_widths():
-    s, t = rand(5, 3, seed=13), rand(5, 7, seed=14) * 4
-    assert hidden.relational_distance_loss(s, t).item() == pytest.approx(rkd_loops(s, t), rel=1e-9)
-
-
-def test_relational_loss_invariances_and_gradient():
-    t = rand(6, 8, seed=15)
-    rotation, _ = torch.linalg.qr(rand(8, 8, seed=16))
-    # zero for identical, scaled, rotated or shifted copies: only the shape of the batch counts
-    for s in (t, 3 * t, t @ rotation, t + 5):
-        assert hidden.relational_distance_loss(s, t).item() == pytest.approx(0.0, abs=1e-6)
-    s = rand(6, 2, seed=17).requires_grad_(True)
-    teacher = t.clone().requires_grad_(True)
-    loss = hidden.relational_distance_loss(s, teacher)
-    loss.backward()
-    assert teacher.grad is None and torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
-
-
-def test_relational_loss_errors():
-    with pytest.raises(ValueError, match="at least 2"):
-        hidden.relational_distance_loss(torch.zeros(1, 3), torch.zeros(1, 3))
-    with pytest.raises(ValueError, match="batch size"):
-        hidden.relational_distance_loss(torch.zeros(3, 3), torch.zeros(4, 3))
+from course_lib import config, hidden, losses, models
 
 
 # --- the feature interface and the training helpers -----------------------------------------------
@@ -201,22 +38,130 @@ def test_fitnets_stage1_only_updates_lower_student_and_regressor():
     assert not torch.equal(regressor.weight.detach(), reg_before)
 
 
-def test_train_hidden_student_runs_every_method(tmp_course_dirs):
-    x, y = torch.rand(24, 1, 28, 28), torch.arange(24) % 10
-    teacher = models.CNNTeacher((4, 4, 4), 8)
-    tout = hidden.teacher_outputs(teacher, x, {"test": 1}, ["block1", "block2", "embedding"])
-    assert set(tout) == {"logits", "block1", "block2", "embedding"} and tout["block2"].shape == (24, 4, 7, 7)
-    again = hidden.teacher_outputs(teacher, x, {"test": 1}, ["block1", "block2", "embedding"])
-    assert torch.equal(again["embedding"], tout["embedding"])
-    pairs = {"hint+KD": {"block2": "block2"}, "AT+KD": {"block1": "block1", "block2": "block2"},
-             "cosine+KD": {"embedding": "embedding"}, "RKD+KD": {"embedding": "embedding"}}
+PAIRS = {"hint+KD": {"block2": "block2"}, "AT+KD": {"block1": "block1", "block2": "block2"},
+         "cosine+KD": {"embedding": "embedding"}, "RKD+KD": {"embedding": "embedding"}}
+LAYERS = ["block1", "block2", "embedding"]
+
+
+def small_student():
+    return models.ThinCNN((2, 3), 8)
+
+
+def test_teacher_outputs_are_cached_and_match_the_teacher(tmp_course_dirs):
+    x = torch.rand(25, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    teacher = models.CNNTeacher((4, 4, 4), 8).train()
+    tout = hidden.teacher_outputs(teacher, x, {"test": 1}, LAYERS, batch_size=10)
+    assert teacher.training  # mode restored
+    with torch.no_grad():
+        logits, features = teacher.eval()(x, return_features=True)
+    torch.testing.assert_close(tout["logits"], logits)
+    torch.testing.assert_close(tout["block2"], features["block2"])
+    assert set(tout) == {"logits", *LAYERS}
+    calls = []
+    hidden.teacher_outputs(lambda *a, **k: calls.append(1), x, {"test": 1}, LAYERS, batch_size=10)  # type: ignore[arg-type]
+    assert calls == []  # the second call reads the cache
+
+
+def test_train_hidden_student_every_method_with_a_last_batch_of_one(tmp_course_dirs):
+    """25 examples in batches of 12: the last batch holds one example (RKD has no pairs there)."""
+    x, y = torch.rand(25, 1, 28, 28), torch.arange(25) % 10
+    tout = hidden.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
     for method in hidden.METHODS:
-        student, history = hidden.train_hidden_student(method, lambda: models.ThinCNN((2, 3), 8), x, y, tout,
-                                                       epochs=1, pairs=pairs.get(method), hint_epochs=1,
-                                                       batch_size=12, progress=False)
-        assert len(history.loss) == 1 and math.isfinite(history.loss[0]), method
+        student, history = hidden.train_hidden_student(method, small_student, x, y, tout, epochs=2,
+                                                       pairs=PAIRS.get(method), hint_epochs=1, batch_size=12,
+                                                       progress=False)
+        with config.seeded(0):
+            initial = small_student()
+        assert len(history.loss) == 2, method
+        assert not torch.equal(student.head.weight, initial.head.weight), method  # it trained
     with pytest.raises(ValueError, match="method must be one of"):
         hidden.train_hidden_student("magic", models.ThinCNN, x, y, tout, epochs=1)
+
+
+@pytest.mark.parametrize("method,feature_loss", [("AT+KD", losses.attention_transfer_loss),
+                                                 ("cosine+KD", losses.cosine_representation_loss),
+                                                 ("RKD+KD", losses.relational_distance_loss)])
+def test_train_hidden_student_loss_is_kd_plus_beta_times_the_hidden_term(tmp_course_dirs, method, feature_loss):
+    """With lr = 0 and one batch, the recorded loss is the combined objective at the initial weights."""
+    x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
+    tout = hidden.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
+    beta, temperature, alpha = 3.0, 2.0, 0.7
+    _, history = hidden.train_hidden_student(method, small_student, x, y, tout, epochs=1, beta=beta,
+                                             temperature=temperature, alpha=alpha, pairs=PAIRS[method], lr=0.0,
+                                             batch_size=16, seed=5, progress=False)
+    with config.seeded(5):
+        student = small_student()
+    with torch.no_grad():
+        logits, features = student(x, return_features=True)
+    hidden_term = sum(feature_loss(features[s], tout[t]) for s, t in PAIRS[method].items())
+    assert float(hidden_term) > 1e-3  # the check below would not see a missing hidden term otherwise
+    expected = losses.distillation_loss(logits, tout["logits"], y, temperature, alpha) + beta * hidden_term
+    assert history.loss[0] == pytest.approx(expected.item(), rel=1e-5)
+
+
+def test_train_hidden_student_leaves_the_global_rng_alone(tmp_course_dirs):
+    x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
+    tout = hidden.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a, _ = hidden.train_hidden_student("hint+KD", small_student, x, y, tout, epochs=1, pairs=PAIRS["hint+KD"],
+                                       hint_epochs=1, batch_size=4, seed=1, progress=False)
+    assert torch.equal(torch.rand(3), expected)
+    b, _ = hidden.train_hidden_student("hint+KD", small_student, x, y, tout, epochs=1, pairs=PAIRS["hint+KD"],
+                                       hint_epochs=1, batch_size=4, seed=1, progress=False)
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))  # same seed, same student
+
+
+# --- device handling: helpers move inputs, never models -----------------------------------------
+
+class MetaRecorder(nn.Module):
+    """A model whose first parameter lives on the "meta" device: its device, as far as helpers can tell.
+
+    ``forward`` records the device of its input and returns CPU outputs (meta tensors hold no values).
+    """
+
+    def __init__(self, num_classes=3):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.empty(1, device="meta"))
+        self.weight = nn.Parameter(torch.zeros(num_classes))
+        self.seen = []
+
+    def forward(self, x, return_features=False):
+        self.seen.append(x.device.type)
+        logits = self.weight.expand(len(x), -1)
+        return (logits, {"block1": torch.zeros(len(x), 2, 2, 2)}) if return_features else logits
+
+
+@pytest.fixture
+def models_never_move(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a helper moved a model")
+
+    for name in ("to", "cuda", "cpu"):
+        monkeypatch.setattr(nn.Module, name, refuse)
+
+
+def test_teacher_outputs_moves_inputs_to_the_teachers_device(tmp_course_dirs, models_never_move):
+    teacher = MetaRecorder()
+    out = hidden.teacher_outputs(teacher, torch.rand(5, 1, 4, 4), {"test": "meta"}, ["block1"], batch_size=2)
+    assert teacher.seen == ["meta"] * 3 and teacher.anchor.device.type == "meta"
+    assert out["logits"].shape == (5, 3) and out["block1"].device.type == "cpu"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_train_hidden_student_on_cuda(tmp_course_dirs):
+    device = torch.device("cuda")
+    x, y = torch.rand(25, 1, 28, 28), torch.arange(25) % 10
+    teacher = models.CNNTeacher((4, 4, 4), 8).to(device)
+    tout = hidden.teacher_outputs(teacher, x, {"test": "cuda"}, LAYERS)
+    assert tout["logits"].device.type == "cpu"
+    for method in hidden.METHODS:
+        student, history = hidden.train_hidden_student(method, lambda: small_student().to(device), x, y, tout,
+                                                       epochs=1, pairs=PAIRS.get(method), hint_epochs=1,
+                                                       batch_size=12, progress=False)
+        assert next(student.parameters()).device.type == "cuda", method
+        assert len(history.loss) == 1, method
 
 
 def test_report_lesson03_renders_every_method():

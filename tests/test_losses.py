@@ -1,7 +1,7 @@
-"""Unit tests for course_lib.losses (lesson 02), against independent computations.
+"""Unit tests for course_lib.losses (logit losses of lesson 02, hidden-state losses of lesson 03).
 
-References: the formulas written out with explicit loops in float64 NumPy, and
-``torch.nn.functional.kl_div(..., reduction="batchmean")``.
+References: the formulas written out with explicit loops in float64 (NumPy or Python), and
+``torch.nn.functional.kl_div(..., reduction="batchmean")``; plus invariances, shapes and errors.
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from course_lib import losses
 from course_lib.losses import distillation_loss, kd_loss, softmax_with_temperature
 
 TEMPERATURES = [0.5, 1.0, 2.0, 4.0, 20.0]
@@ -157,6 +159,55 @@ def test_kd_loss_stable_for_logits_of_size_1e4(temperature):
     assert not torch.isfinite(naive)
 
 
+def _kd_over_allowed_classes(student, teacher, allowed, temperature):
+    """T^2 * KL over the allowed classes only, loops in float64: what masking a class out means."""
+    student = student.detach()
+    total = 0.0
+    for b in range(len(student)):
+        cls = [c for c in range(student.shape[1]) if allowed[b, c]]
+        log_p = _log_softmax_np(teacher[b, cls].numpy(), temperature)
+        # the student's softmax runs over every class it leaves open (finite logits)
+        open_cls = [c for c in range(student.shape[1]) if math.isfinite(float(student[b, c]))]
+        log_q_all = _log_softmax_np(student[b, open_cls].numpy(), temperature)
+        log_q = {c: v for c, v in zip(open_cls, log_q_all)}
+        total += sum(math.exp(lp) * (lp - log_q[c]) for lp, c in zip(log_p, cls))
+    return total / len(student) * temperature**2
+
+
+@pytest.mark.parametrize("temperature", [1.0, 4.0])
+def test_kd_loss_masked_teacher_classes_contribute_exactly_zero(temperature):
+    """Teacher logits of -inf (vocabulary masking): finite loss, pinned to the KL over the allowed classes."""
+    student, teacher = _logits(batch=5, classes=6, seed=11)
+    allowed = torch.ones(5, 6, dtype=torch.bool)
+    allowed[:, 4:] = False
+    allowed[0, 1] = False
+    teacher = teacher.masked_fill(~allowed, float("-inf"))
+    s = student.clone().requires_grad_(True)
+    loss = kd_loss(s, teacher, temperature)
+    loss.backward()
+    assert loss.item() == pytest.approx(_kd_over_allowed_classes(student, teacher, allowed, temperature), rel=1e-5)
+    assert torch.isfinite(s.grad).all()
+    # PyTorch's reference gives the same finite value (it defines 0 * log 0 = 0)
+    reference = F.kl_div(F.log_softmax(student / temperature, -1), F.softmax(teacher / temperature, -1),
+                         reduction="batchmean") * temperature**2
+    assert loss.item() == pytest.approx(reference.item(), rel=1e-5)
+
+
+def test_kd_loss_classes_masked_in_both_student_and_teacher():
+    """-inf in the student where the teacher is also 0: those classes drop out of both softmaxes."""
+    student, teacher = _logits(batch=4, classes=5, seed=12)
+    allowed = torch.tensor([True, True, True, False, False]).expand(4, 5)
+    teacher = teacher.masked_fill(~allowed, float("-inf"))
+    masked_student = student.masked_fill(~allowed, float("-inf")).requires_grad_(True)
+    loss = kd_loss(masked_student, teacher, 2.0)
+    loss.backward()
+    assert loss.item() == pytest.approx(
+        _kd_over_allowed_classes(masked_student, teacher, allowed, 2.0), rel=1e-5)
+    # ... which equals the loss on the three open classes alone
+    assert loss.item() == pytest.approx(kd_loss(student[:, :3], teacher[:, :3], 2.0).item(), rel=1e-6)
+    assert torch.isfinite(masked_student.grad).all() and masked_student.grad[:, 3:].abs().sum() == 0
+
+
 def test_kd_loss_validates_inputs():
     student, teacher = _logits()
     with pytest.raises(ValueError, match="temperature"):
@@ -218,3 +269,175 @@ def test_distillation_loss_validates_inputs():
         distillation_loss(student, teacher[:3], labels, 2.0, 0.5)
     with pytest.raises(ValueError, match="temperature"):
         distillation_loss(student, teacher, labels, -2.0, 0.5)
+
+
+# ============================================================== hidden-state losses (lesson 03)
+
+def rand(*shape, seed=0):
+    return torch.randn(*shape, generator=torch.Generator().manual_seed(seed), dtype=torch.float64)
+
+
+# --- attention_map ---------------------------------------------------------------------------------
+
+def attention_map_loops(features, p):
+    n, c, h, w = features.shape
+    out = torch.zeros(n, h * w, dtype=torch.float64)
+    for i in range(n):
+        for y in range(h):
+            for x in range(w):
+                out[i, y * w + x] = sum(abs(float(features[i, k, y, x])) ** p for k in range(c))
+        out[i] /= math.sqrt(float((out[i] ** 2).sum()))
+    return out
+
+
+@pytest.mark.parametrize("p", [1, 2, 3])
+def test_attention_map_matches_formula(p):
+    features = rand(2, 3, 4, 5)
+    torch.testing.assert_close(losses.attention_map(features, p), attention_map_loops(features, p))
+
+
+def test_attention_map_shape_norm_and_scale_invariance():
+    features = rand(4, 6, 7, 7, seed=1)
+    q = losses.attention_map(features)
+    assert q.shape == (4, 49)
+    torch.testing.assert_close(q.norm(dim=1), torch.ones(4, dtype=torch.float64))
+    torch.testing.assert_close(losses.attention_map(features * 37.0), q)
+    torch.testing.assert_close(losses.attention_map(features * 1e-3), q)
+
+
+def test_attention_map_errors():
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        losses.attention_map(torch.zeros(2, 3, 4))
+    with pytest.raises(ValueError, match="p must be > 0"):
+        losses.attention_map(torch.zeros(1, 1, 2, 2), p=0)
+
+
+# --- attention_transfer_loss -------------------------------------------------------------------
+
+def test_attention_transfer_loss_formula_and_zero_on_identical():
+    s, t = rand(3, 4, 5, 5, seed=2), rand(3, 16, 5, 5, seed=3)
+    q_s, q_t = attention_map_loops(s, 2), attention_map_loops(t, 2)
+    expected = sum(float(((q_s[i] - q_t[i]) ** 2).sum()) for i in range(3)) / 3
+    assert losses.attention_transfer_loss(s, t).item() == pytest.approx(expected, rel=1e-9)
+    assert losses.attention_transfer_loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
+    assert losses.attention_transfer_loss(s, 5 * s).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_attention_transfer_loss_resizes_larger_map_and_detaches_teacher():
+    s = rand(2, 3, 7, 7, seed=4).requires_grad_(True)
+    t = rand(2, 8, 14, 14, seed=5).requires_grad_(True)
+    loss = losses.attention_transfer_loss(s, t)
+    pooled = nn.functional.avg_pool2d(t.detach().pow(2).sum(1, keepdim=True), 2).flatten(1)
+    q_t = pooled / pooled.norm(dim=1, keepdim=True)
+    q_s = attention_map_loops(s.detach(), 2)
+    assert loss.item() == pytest.approx(float(((q_s - q_t) ** 2).sum(1).mean()), rel=1e-9)
+    loss.backward()
+    assert t.grad is None and s.grad is not None and s.grad.abs().sum() > 0
+
+
+def test_attention_transfer_loss_errors():
+    with pytest.raises(ValueError, match="batch size"):
+        losses.attention_transfer_loss(torch.zeros(2, 1, 3, 3), torch.zeros(3, 1, 3, 3))
+    with pytest.raises(ValueError):
+        losses.attention_transfer_loss(torch.zeros(2, 4), torch.zeros(2, 4))
+
+
+# --- hint_loss ---------------------------------------------------------------------------------
+
+def test_hint_loss_formula_regressor_side_and_gradients():
+    student = rand(2, 3, 4, 4, seed=6).float().requires_grad_(True)
+    teacher = rand(2, 5, 4, 4, seed=7).float().requires_grad_(True)
+    regressor = nn.Conv2d(3, 5, kernel_size=1)
+    loss = losses.hint_loss(student, teacher, regressor)
+    w, b = regressor.weight.detach()[:, :, 0, 0], regressor.bias.detach()
+    total = 0.0
+    for i in range(2):
+        for k in range(5):
+            for y in range(4):
+                for x in range(4):
+                    mapped = float(w[k] @ student.detach()[i, :, y, x] + b[k])
+                    total += (mapped - float(teacher.detach()[i, k, y, x])) ** 2
+    assert loss.item() == pytest.approx(total / (2 * 5 * 4 * 4), rel=1e-5)
+    loss.backward()
+    assert teacher.grad is None
+    assert student.grad is not None and regressor.weight.grad is not None
+
+
+def test_hint_loss_zero_when_regressor_reproduces_teacher():
+    student = rand(3, 4, 2, 2, seed=8).float()
+    regressor = nn.Conv2d(4, 4, 1)
+    with torch.no_grad():
+        regressor.weight.copy_(torch.eye(4).view(4, 4, 1, 1))
+        regressor.bias.zero_()
+    assert losses.hint_loss(student, student.clone(), regressor).item() == 0.0
+
+
+def test_hint_loss_shape_error_names_the_regressor():
+    with pytest.raises(ValueError, match="regressor must map the student"):
+        losses.hint_loss(torch.zeros(2, 3, 4, 4), torch.zeros(2, 5, 4, 4), nn.Identity())
+
+
+# --- cosine_representation_loss ------------------------------------------------------------------
+
+def test_cosine_loss_formula_same_width():
+    s, t = rand(4, 6, seed=9), rand(4, 6, seed=10)
+    expected = sum(1 - float(s[i] @ t[i]) / float(s[i].norm() * t[i].norm()) for i in range(4)) / 4
+    assert losses.cosine_representation_loss(s, t).item() == pytest.approx(expected, rel=1e-9)
+
+
+def test_cosine_loss_pools_wider_features_and_is_scale_invariant():
+    s, t = rand(3, 4, seed=11), rand(3, 8, seed=12)
+    pooled = t.view(3, 4, 2).mean(-1)  # neighbouring pairs averaged: 8 -> 4
+    expected = sum(1 - float(s[i] @ pooled[i]) / float(s[i].norm() * pooled[i].norm()) for i in range(3)) / 3
+    assert losses.cosine_representation_loss(s, t).item() == pytest.approx(expected, rel=1e-9)
+    assert losses.cosine_representation_loss(s, t).item() == pytest.approx(
+        losses.cosine_representation_loss(7 * s, 0.1 * t).item(), rel=1e-9)
+    assert losses.cosine_representation_loss(t, t).item() == pytest.approx(0.0, abs=1e-12)
+    # flattened: (N, C, H, W) works too
+    assert losses.cosine_representation_loss(rand(2, 2, 3, 3), rand(2, 18)).dim() == 0
+
+
+# --- relational_distance_loss ----------------------------------------------------------------------
+
+def rkd_loops(s, t):
+    n = len(s)
+
+    def normalised(e):
+        d = [[float((e[i] - e[j]).norm()) for j in range(n)] for i in range(n)]
+        mean = sum(d[i][j] for i in range(n) for j in range(n) if i != j) / (n * (n - 1))
+        return [[d[i][j] / mean for j in range(n)] for i in range(n)]
+
+    ds, dt = normalised(s), normalised(t)
+    huber = lambda x: 0.5 * x * x if abs(x) < 1 else abs(x) - 0.5  # noqa: E731
+    return sum(huber(ds[i][j] - dt[i][j]) for i in range(n) for j in range(n)) / (n * n)
+
+
+def test_relational_loss_formula_with_different_widths():
+    s, t = rand(5, 3, seed=13), rand(5, 7, seed=14) * 4
+    assert losses.relational_distance_loss(s, t).item() == pytest.approx(rkd_loops(s, t), rel=1e-9)
+
+
+def test_relational_loss_invariances_and_gradient():
+    t = rand(6, 8, seed=15)
+    rotation, _ = torch.linalg.qr(rand(8, 8, seed=16))
+    # zero for identical, scaled, rotated or shifted copies: only the shape of the batch counts
+    for s in (t, 3 * t, t @ rotation, t + 5):
+        assert losses.relational_distance_loss(s, t).item() == pytest.approx(0.0, abs=1e-6)
+    s = rand(6, 2, seed=17).requires_grad_(True)
+    teacher = t.clone().requires_grad_(True)
+    loss = losses.relational_distance_loss(s, teacher)
+    loss.backward()
+    assert teacher.grad is None and torch.isfinite(s.grad).all() and s.grad.abs().sum() > 0
+
+
+def test_relational_loss_batch_of_one_is_zero_and_keeps_the_graph():
+    s = rand(1, 3, seed=18).requires_grad_(True)
+    loss = losses.relational_distance_loss(s, rand(1, 5, seed=19))
+    assert loss.item() == 0.0 and loss.requires_grad
+    loss.backward()
+    assert torch.equal(s.grad, torch.zeros_like(s))
+
+
+def test_relational_loss_errors():
+    with pytest.raises(ValueError, match="batch size"):
+        losses.relational_distance_loss(torch.zeros(3, 3), torch.zeros(4, 3))

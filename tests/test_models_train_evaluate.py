@@ -1,8 +1,11 @@
+import math
+
+import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from course_lib import evaluate, models, train
+from course_lib import config, evaluate, models, train
 from course_lib.config import seed_everything
 
 
@@ -45,7 +48,7 @@ def test_fit_learns_and_reports_history():
     seed_everything(0)
     model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
     hist = train.fit(model, x, y, train.cross_entropy_loss, epochs=15, batch_size=64, lr=1e-2,
-                     x_val=x, y_val=y, device="cpu", progress=False)
+                     x_val=x, y_val=y, progress=False)
     assert len(hist.loss) == 15 and len(hist.val_accuracy) == 15
     assert hist.loss[-1] < hist.loss[0] * 0.5
     assert evaluate.accuracy(model, x, y) > 0.9
@@ -58,8 +61,7 @@ def test_fit_is_deterministic_for_a_seed():
     def run(seed):
         seed_everything(0)
         model = models.MLP(hidden=(16,), in_features=16, num_classes=4, dropout=0.2)
-        train.fit(model, x, y, train.cross_entropy_loss, epochs=2, batch_size=32, seed=seed,
-                  device="cpu", progress=False)
+        train.fit(model, x, y, train.cross_entropy_loss, epochs=2, batch_size=32, seed=seed, progress=False)
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
     assert torch.equal(run(1), run(1))
@@ -76,7 +78,7 @@ def test_fit_passes_all_targets_with_the_same_indices():
         return out.sum() * 0
 
     model = nn.Linear(1, 1)
-    train.fit(model, x, (t1, t2), loss_fn, epochs=2, batch_size=3, device="cpu", progress=False)
+    train.fit(model, x, (t1, t2), loss_fn, epochs=2, batch_size=3, progress=False)
     assert seen and all(seen)
 
 
@@ -84,21 +86,21 @@ def test_fit_rejects_bad_input():
     x, y = _toy_problem(32)
     model = models.MLP(hidden=(8,), in_features=16, num_classes=4)
     with pytest.raises(ValueError, match="rows but x has"):
-        train.fit(model, x, y[:10], train.cross_entropy_loss, epochs=1, device="cpu", progress=False)
+        train.fit(model, x, y[:10], train.cross_entropy_loss, epochs=1, progress=False)
     with pytest.raises(FloatingPointError, match="loss became"):
-        train.fit(model, x, y, lambda out, t: out.sum() * float("nan"), epochs=1, device="cpu", progress=False)
+        train.fit(model, x, y, lambda out, t: out.sum() * float("nan"), epochs=1, progress=False)
 
 
 def test_predict_logits_accuracy_and_error_count():
     seed_everything(0)
     model = models.MLP(hidden=(8,), in_features=16, num_classes=4).train()
     x, y = _toy_problem(100)
-    logits = evaluate.predict_logits(model, x, batch_size=7, device="cpu")
+    logits = evaluate.predict_logits(model, x, batch_size=7)
     with torch.no_grad():
         direct = model.eval()(x)
     assert torch.allclose(logits, direct, atol=1e-6)
     model.train()
-    evaluate.predict_logits(model, x, device="cpu")
+    evaluate.predict_logits(model, x)
     assert model.training  # mode restored
     wrong = sum(int(torch.argmax(logits[i])) != int(y[i]) for i in range(len(y)))  # loop, independent
     assert evaluate.error_count(logits, y) == wrong
@@ -117,10 +119,128 @@ def test_time_calls_skips_warmup_and_times_the_rest():
         seen.append(item)
         time.sleep(0.01 if item >= 2 else 0.0)
 
-    walls, cpus = evaluate.time_calls(fn, [0, 1, 2, 3, 4], warmup=2)
+    timing = evaluate.time_calls(fn, [0, 1, 2, 3, 4], warmup=2)
+    assert isinstance(timing, evaluate.Timing)
     assert seen == [0, 1, 2, 3, 4]
-    assert len(walls) == len(cpus) == 3
-    assert all(w >= 0.009 for w in walls)  # each timed call slept 10 ms
-    assert all(c < w for c, w in zip(cpus, walls))  # sleeping uses wall time, not CPU time
+    assert len(timing.wall) == len(timing.cpu) == 3
+    assert all(w >= 0.009 for w in timing.wall)  # each timed call slept 10 ms
+    assert all(c < w for c, w in zip(timing.cpu, timing.wall))  # sleeping uses wall time, not CPU time
     with pytest.raises(ValueError, match="warm-up"):
         evaluate.time_calls(fn, [0, 1], warmup=2)
+
+
+@pytest.mark.parametrize("wall", [[0.003, 0.001, 0.002, 0.1], [5.0], [1.0, 2.0], [0.3, 0.1, 0.9, 0.2, 10.0, 0.4, 0.5]])
+def test_timing_median_and_quartiles_match_numpy(wall):
+    timing = evaluate.Timing(wall=list(wall), cpu=[w / 2 for w in wall])
+    assert timing.median == pytest.approx(float(np.median(wall)))  # not the mean: one slow call must not count
+    assert timing.q1 == pytest.approx(float(np.percentile(wall, 25)))
+    assert timing.q3 == pytest.approx(float(np.percentile(wall, 75)))
+    assert timing.iqr == pytest.approx(float(np.percentile(wall, 75) - np.percentile(wall, 25)))
+    assert timing.cpu_median == pytest.approx(float(np.median(wall)) / 2)
+    d = timing.as_dict(per=1e-3)  # in milliseconds
+    assert d["median"] == pytest.approx(1000 * float(np.median(wall))) and d["n"] == len(wall)
+    assert d["iqr"] == pytest.approx(1000 * timing.iqr)
+
+
+def test_time_interleaved_rotates_the_order_and_times_each_function():
+    calls = []
+    fns = {name: (lambda item, name=name: calls.append((item, name))) for name in "abc"}
+    timings = evaluate.time_interleaved(fns, [0, 1, 2, 3, 4], warmup=1)
+    assert calls == [(0, "a"), (0, "b"), (0, "c"), (1, "b"), (1, "c"), (1, "a"), (2, "c"), (2, "a"), (2, "b"),
+                     (3, "a"), (3, "b"), (3, "c"), (4, "b"), (4, "c"), (4, "a")]
+    assert list(timings) == ["a", "b", "c"] and all(len(t.wall) == 4 for t in timings.values())
+    with pytest.raises(ValueError, match="at least one"):
+        evaluate.time_interleaved({}, [0, 1])
+
+
+def test_time_interleaved_keeps_fast_and_slow_apart():
+    import time
+
+    timings = evaluate.time_interleaved({"slow": lambda _: time.sleep(0.02), "fast": lambda _: None}, range(6), 1)
+    assert timings["slow"].median >= 0.019 and timings["fast"].median < 0.005
+
+
+# --- the learning-rate schedule ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_fit_follows_the_learning_rate_schedule(schedule):
+    """A loss linear in the parameters: each Adam step moves every parameter by exactly that step's lr.
+
+    So the total distance travelled is the sum of the learning rates, written out here for both schedules.
+    """
+    n, batch_size, epochs, lr = 10, 3, 3, 0.01
+    total_steps = epochs * ((n + batch_size - 1) // batch_size)
+    model = nn.Linear(1, 1)
+    start = model.weight.detach().clone()
+    train.fit(model, torch.ones(n, 1), torch.zeros(n), lambda out, _: out.mean(), epochs=epochs,
+              batch_size=batch_size, lr=lr, schedule=schedule, progress=False)
+    if schedule == "cosine":
+        rates = [lr * (1 + math.cos(math.pi * t / total_steps)) / 2 for t in range(total_steps)]
+    else:
+        rates = [lr] * total_steps
+    travelled = float(start - model.weight.detach())
+    assert travelled == pytest.approx(sum(rates), rel=1e-4)
+
+
+# --- device handling: fit and predict_logits move inputs, never the model --------------------------
+
+class MetaRecorder(nn.Module):
+    """First parameter on the "meta" device (so helpers see a non-CPU model); records the device of its inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.empty(1, device="meta"))
+        self.weight = nn.Parameter(torch.zeros(3))
+        self.seen = []
+
+    def forward(self, x):
+        self.seen.append(x.device.type)
+        return self.weight.expand(len(x), -1) + 0.0
+
+
+@pytest.fixture
+def models_never_move(monkeypatch):
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a helper moved a model")
+
+    for name in ("to", "cuda", "cpu"):
+        monkeypatch.setattr(nn.Module, name, refuse)
+
+
+def test_model_device_reads_the_first_parameter():
+    assert evaluate.model_device(MetaRecorder()).type == "meta"
+    assert evaluate.model_device(nn.ReLU()).type == "cpu"  # no parameters: the CPU
+
+
+def test_predict_logits_moves_inputs_to_the_models_device(models_never_move):
+    model = MetaRecorder()
+    logits = evaluate.predict_logits(model, torch.rand(7, 2), batch_size=3)
+    assert model.seen == ["meta"] * 3 and logits.device.type == "cpu" and logits.shape == (7, 3)
+    assert model.anchor.device.type == "meta"
+
+
+def test_fit_moves_inputs_and_targets_to_the_models_device(models_never_move):
+    model, seen_targets = MetaRecorder(), []
+
+    def loss_fn(out, t):
+        seen_targets.append(t.device.type)
+        return out.sum() * 0 + 1.0
+
+    train.fit(model, torch.rand(5, 2), torch.zeros(5), loss_fn, epochs=1, batch_size=2, progress=False)
+    assert model.seen == ["meta"] * 3 and seen_targets == ["meta"] * 3
+    assert model.anchor.device.type == "meta"
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_fit_and_predict_logits_on_cuda():
+    x, y = _toy_problem()
+    with config.seeded(0):
+        model = models.MLP(hidden=(32,), in_features=16, num_classes=4).to("cuda")
+    train.fit(model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
+    assert evaluate.model_device(model).type == "cuda"
+    logits = evaluate.predict_logits(model, x)
+    assert logits.device.type == "cpu" and evaluate.accuracy(logits, y) > 0.8
+    with config.seeded(0):
+        cpu_model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
+    train.fit(cpu_model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
+    torch.testing.assert_close(logits, evaluate.predict_logits(cpu_model, x), atol=1e-2, rtol=1e-2)

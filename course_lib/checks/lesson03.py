@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..config import seeded
 from ._core import assert_close, assert_not_in_place, call_learner, learner_check
 
 #: One hint per typical mistake; a failing check's message contains the matching one.
@@ -252,8 +253,7 @@ def _fitnets_case():
         x[i, 0, 2 * k + 4: 2 * k + 6, 4:24] = 1.0
     teacher_logits = 8.0 * nn.functional.one_hot((labels + 1) % 10, 10).float()
     teacher_hints = torch.randn(len(labels), 5, 7, 7, generator=g)
-    torch.manual_seed(0)
-    student = ThinCNN(channels=(2, 3), hidden=16)
+    student = ThinCNN(channels=(2, 3), hidden=16)  # the caller seeds it
     return student, x, labels, teacher_logits, teacher_hints
 
 
@@ -265,11 +265,12 @@ def check_fitnets(fn: Callable[..., object]) -> None:
     hint_epochs=..., kd_epochs=..., temperature=..., alpha=1.0, lr=..., seed=0)`` on a tiny problem
     where the teacher disagrees with the labels (alpha = 1: the student should follow the teacher).
     """
-    student, x, labels, teacher_logits, teacher_hints = _fitnets_case()
-    names = [n for n, _ in student.named_parameters()]
-    lower = [n for n in names if n.startswith(("block1.", "block2."))]
-    upper = [n for n in names if n not in lower]
-    regressor = _SpyRegressor(student, 3, 5, lower, upper)
+    with seeded(0):  # the same tiny problem every time, without reseeding the learner's global RNG
+        student, x, labels, teacher_logits, teacher_hints = _fitnets_case()
+        names = [n for n, _ in student.named_parameters()]
+        lower = [n for n in names if n.startswith(("block1.", "block2."))]
+        upper = [n for n in names if n not in lower]
+        regressor = _SpyRegressor(student, 3, 5, lower, upper)
     initial_regressor = copy.deepcopy(regressor.conv.state_dict())
     initial_upper = {n: p.detach().clone() for n, p in student.named_parameters() if n in upper}
     call_learner(fn, student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
