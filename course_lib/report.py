@@ -93,11 +93,19 @@ def lesson04(r: dict) -> str:
 LESSON03_ORDER = ["student alone", "logit KD", "hint+KD", "AT+KD", "cosine+KD", "RKD+KD"]
 
 
+def _latency_ms(m: dict) -> str:
+    """Median latency, with its interquartile range where the record has one."""
+    iqr = m.get("latency_ms_iqr")
+    return f"{m['latency_ms_per_batch']:.2f}" + (f" ({iqr[0]:.2f}-{iqr[1]:.2f})" if iqr else "")
+
+
 def lesson03(r: dict) -> str:
-    """Markdown for lesson 03: test and shifted-test accuracy per method, parameters and CPU latency."""
+    """Markdown for lesson 03: test and shifted-test accuracy per method, parameters and latency (median, IQR)."""
     regime, teacher = r["regime"], r["teacher"]
     seeds = len(r["seeds"])
     batch = r.get("latency_batch_size", 256)
+    latency_device = r.get("latency", {}).get("device", "cpu").upper()
+    latency_what = ", median (IQR)" if "latency_ms_iqr" in teacher else ""
     lines = [
         f"**Lesson 03, hidden-state distillation** (`results/lesson03.json`; {regime['description']}; "
         f"test accuracy in %, mean ± std over {seeds} seeds; {regime['epochs']} epochs per student, "
@@ -105,10 +113,10 @@ def lesson03(r: dict) -> str:
         f"notebook run time {r['seconds'] / 60:.1f} min on {r.get('device_name', '?')}):",
         "",
         f"| model | test accuracy | shifted test accuracy (≤ {regime['max_shift_px']} px) | parameters | "
-        f"CPU ms / batch of {batch} |",
+        f"{latency_device} ms / batch of {batch}{latency_what} |",
         "|---|---:|---:|---:|---:|",
         f"| teacher (CNN) | {100 * teacher['test_accuracy']:.2f} | {100 * teacher['shifted_test_accuracy']:.2f} | "
-        f"{teacher['params']:,} | {teacher['latency_ms_per_batch']:.2f} |",
+        f"{teacher['params']:,} | {_latency_ms(teacher)} |",
     ]
     for method in LESSON03_ORDER:
         m = r["methods"].get(method)
@@ -117,7 +125,7 @@ def lesson03(r: dict) -> str:
         beta = f" (beta = {m['beta']:g})" if m.get("beta") is not None else ""
         lines.append(f"| student: {method}{beta} | {mean_std(m['test_accuracy'], 100, 2)} | "
                      f"{mean_std(m['shifted_test_accuracy'], 100, 2)} | "
-                     f"{m['params']:,} | {m['latency_ms_per_batch']:.2f} |")
+                     f"{m['params']:,} | {_latency_ms(m)} |")
     return "\n".join(lines)
 
 

@@ -97,32 +97,31 @@ def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, 
     history = History()
     start = time.perf_counter()
     bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
+    # Read the loss back (a GPU sync) and update the bar about 20 times an epoch, not every step.
+    every = max(1, steps_per_epoch // 20)
     try:
         for epoch in range(epochs):
             model.train()
             order = torch.randperm(n, generator=generator)
             if device.type != "cpu":
                 order = order.to(device)
-            running, seen = 0.0, 0
+            running = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * batch size, on-device
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 xb = x[idx]
                 if augment is not None:
                     xb = augment(xb)
                 loss = loss_fn(model(xb), *(t[idx] for t in targets))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower the learning "
-                        "rate or check the loss function")
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                running += loss.item() * len(idx)
-                seen += len(idx)
-                bar.update(1)
-            history.loss.append(running / seen)
+                running += loss.detach().double() * len(idx)
+                if (step + 1) % every == 0 or step + 1 == steps_per_epoch:
+                    _check_finite(running, epoch, step)
+                    bar.update(step + 1 - bar.n + epoch * steps_per_epoch)
+            history.loss.append(running.item() / n)
             postfix = {"epoch": epoch + 1, "loss": f"{history.loss[-1]:.4f}"}
             if x_val is not None and y_val is not None:
                 history.val_accuracy.append(accuracy(predict_logits(model, x_val), y_val))
@@ -133,6 +132,13 @@ def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, 
     model.eval()
     history.seconds = time.perf_counter() - start
     return history
+
+
+def _check_finite(running: torch.Tensor, epoch: int, step: int) -> None:
+    if not torch.isfinite(running):
+        raise FloatingPointError(
+            f"loss became {running.item()} by epoch {epoch + 1}, step {step + 1}: lower the learning rate "
+            "or check the loss function")
 
 
 def _takes_generator(fn: Callable) -> bool:
