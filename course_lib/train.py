@@ -105,7 +105,7 @@ def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, 
             order = torch.randperm(n, generator=generator)
             if device.type != "cpu":
                 order = order.to(device)
-            running = torch.zeros((), dtype=torch.float64, device=device)  # sum of loss * batch size, on-device
+            running = 0.0  # sum of loss * batch size: a float64 tensor where the loss lives, read back rarely
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size:(step + 1) * batch_size]
                 xb = x[idx]
@@ -117,11 +117,11 @@ def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, 
                 optimizer.step()
                 if scheduler is not None:
                     scheduler.step()
-                running += loss.detach().double() * len(idx)
+                running = running + loss.detach().double() * len(idx)
                 if (step + 1) % every == 0 or step + 1 == steps_per_epoch:
                     _check_finite(running, epoch, step)
                     bar.update(step + 1 - bar.n + epoch * steps_per_epoch)
-            history.loss.append(running.item() / n)
+            history.loss.append(float(running) / n)
             postfix = {"epoch": epoch + 1, "loss": f"{history.loss[-1]:.4f}"}
             if x_val is not None and y_val is not None:
                 history.val_accuracy.append(accuracy(predict_logits(model, x_val), y_val))
