@@ -1,8 +1,8 @@
 """The router's teacher and student: offline loading, checksum, featurisation, training on hard and soft targets."""
 import os
 import shutil
+import hashlib
 import socket
-import zlib
 
 import numpy as np
 import pytest
@@ -34,13 +34,46 @@ def test_soft_label_loss_matches_formula():
     assert float(router.soft_label_loss(student_logits, targets)) == pytest.approx(expected, rel=1e-6)
 
 
+def test_soft_targets_refuse_nan_and_inf():
+    for bad in (np.array([[1.0, np.nan, 0.0]]), np.array([[0.0, 0.0], [np.inf, 1.0]]),
+                torch.tensor([[0.0, -float("inf")]])):
+        with pytest.raises(ValueError, match="NaN or inf"):
+            router.soft_targets(bad, 1.0)
+    for temperature in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="temperature"):
+            router.soft_targets(np.zeros((1, 3)), temperature)
+
+
 def test_benchmark_predict_warms_up_and_reports():
     calls = []
     out = router.benchmark_predict(lambda batch: calls.append(len(batch)), ["a", "b", "c"], batch_size=4,
                                    warmup=2, repeats=5)
     assert calls == [4] * 7
-    assert set(out) >= {"s_per_batch", "ms_per_email", "emails_per_s", "cpu_s_per_million"}
-    assert out["emails_per_s"] == pytest.approx(4 / out["s_per_batch"])
+    assert out["calls"] == 5
+    assert out["ms_per_email_q1"] <= out["ms_per_email"] <= out["ms_per_email_q3"]
+    assert out["ms_per_email_iqr"] == pytest.approx(out["ms_per_email_q3"] - out["ms_per_email_q1"])
+    assert out["emails_per_s"] == pytest.approx(1000 / out["ms_per_email"])
+    assert out["emails_per_s_q1"] <= out["emails_per_s"] <= out["emails_per_s_q3"]
+
+
+def test_benchmark_interleaved_times_the_same_batches():
+    seen = {"slow": [], "fast": []}
+
+    def slow(batch):
+        seen["slow"].append(tuple(batch))
+        sum(range(20_000))
+
+    def fast(batch):
+        seen["fast"].append(tuple(batch))
+
+    out = router.benchmark_interleaved({"slow": slow, "fast": fast}, list("abcdefg"), batch_size=2,
+                                       warmup=1, repeats=9, baseline="slow")
+    assert seen["slow"] == seen["fast"] and len(seen["slow"]) == 10
+    assert out["slow"]["speedup"]["median"] == pytest.approx(1.0)
+    assert out["fast"]["speedup"]["q1"] <= out["fast"]["speedup"]["median"] <= out["fast"]["speedup"]["q3"]
+    assert out["fast"]["speedup"]["median"] > 2
+    with pytest.raises(ValueError, match="baseline"):
+        router.benchmark_interleaved({"a": fast}, ["x"], 1, warmup=0, repeats=2, baseline="b")
 
 
 def test_one_thread_restores():
@@ -51,13 +84,23 @@ def test_one_thread_restores():
 
 
 # ---- the student ----------------------------------------------------------------
+M64 = 2 ** 64
+
+
+def splitmix64(x):
+    """The splitmix64 finaliser in plain Python ints (the reference for the student's mix)."""
+    x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 % M64
+    x = (x ^ (x >> 27)) * 0x94D049BB133111EB % M64
+    return x ^ (x >> 31)
+
+
 def reference_ids(student, text):
     """An independent, slow version of the featuriser: unigram then bigram buckets."""
     words = [w.encode() for w in "".join(c if (c.isascii() and c.isalnum()) or not c.isascii() else " "
                                             for c in text.lower()).split()]
-    hashes = [zlib.crc32(w) for w in words]
+    hashes = [int.from_bytes(hashlib.blake2b(w, digest_size=8).digest(), "little") for w in words]
     uni = [h % student.num_buckets for h in hashes]
-    bi = [((a * 0x9E3779B97F4A7C15 + b + 1) % 2 ** 64) % student.num_buckets for a, b in zip(hashes, hashes[1:])]
+    bi = [splitmix64((a * 0x9E3779B97F4A7C15 + b) % M64) % student.num_buckets for a, b in zip(hashes, hashes[1:])]
     return uni + bi
 
 
@@ -69,6 +112,29 @@ def test_featurize_matches_reference():
     assert ids.tolist() == sum(expected, [])
     assert offsets.tolist() == list(np.cumsum([0] + [len(e) for e in expected])[:-1])
     assert int(ids.max()) < 1000
+
+
+def test_unigram_collisions_do_not_force_bigram_collisions():
+    """Two words in the same unigram bucket must not share every bigram bucket.
+
+    Reducing ``h1 * M + h2`` mod a power of two keeps only the low bits, so each bigram's bucket
+    would be a function of its two unigram buckets and every unigram collision would carry over.
+    """
+    student = NgramStudent(3, num_buckets=256)
+    words = [f"w{i}" for i in range(600)]
+    unigram = student.featurize(words)[0].tolist()  # a one-word text holds only its unigram
+    by_bucket = {}
+    for word, bucket in zip(words, unigram):
+        by_bucket.setdefault(bucket, []).append(word)
+    pairs = [(a, b) for group in by_bucket.values() for a, b in zip(group, group[1:])][:50]
+    assert len(pairs) >= 30  # 600 words in 256 buckets collide a lot
+    same = 0
+    for a, b in pairs:
+        for left in ("refund", "parcel", "charged"):
+            bucket_a = student.featurize([f"{left} {a}"])[0][-1]
+            bucket_b = student.featurize([f"{left} {b}"])[0][-1]
+            same += int(bucket_a == bucket_b)
+    assert same / (3 * len(pairs)) < 0.05  # about 1/256 by chance; 100% with the low-bits hash
 
 
 TOY = [("the invoice charge is wrong", 0), ("charged twice on my invoice", 0), ("invoice total wrong", 0),
@@ -194,7 +260,7 @@ def tampered_model(teacher_model, tmp_path):
 def test_tampered_weights_are_refused(tampered_model, monkeypatch, no_network):
     with pytest.raises(ValueError, match="checksum mismatch"):
         TextTeacher(6, encoder=tampered_model, sha256=MINILM_SHA256)
-    monkeypatch.setattr(router, "packaged_encoder_path", lambda: tampered_model)
+    monkeypatch.setattr(router.teacher, "packaged_encoder_path", lambda: tampered_model)
     with pytest.raises(ValueError, match="checksum mismatch"):
         TextTeacher(6)
 
@@ -205,3 +271,38 @@ def test_teacher_rejects_bad_labels(no_network):
         teacher.fit(["a", "b"], np.array([0, 5]))
     with pytest.raises(RuntimeError, match="fit"):
         teacher.predict(["a"])
+
+
+TINY = (["I was charged twice for my order", "my card was billed two times",
+         "the parcel never arrived", "where is my package, it is late"], np.array([0, 0, 1, 1]))
+
+
+def test_fine_tuned_teacher_is_cached_and_verified(no_network, tmp_path, monkeypatch):
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    texts, labels = TINY
+    first = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts, labels)
+    assert not first.from_cache
+    folders = list((tmp_path / "teachers").iterdir())
+    assert len(folders) == 1 and (folders[0] / "teacher.safetensors").is_file()
+    pretrained = TextTeacher(2, progress=False)
+    assert not torch.equal(next(first.encoder.parameters()), next(pretrained.encoder.parameters())), \
+        "fine-tuning must change a copy of the encoder, never the shared pretrained one"
+    probe = ["charged two times", "the parcel has not arrived"]
+
+    second = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts, labels)
+    assert second.from_cache
+    np.testing.assert_allclose(second.predict_logits(probe), first.predict_logits(probe), atol=1e-5)
+
+    other_data = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts[::-1], labels[::-1])
+    assert not other_data.from_cache  # the data fingerprint is part of the key
+    other_recipe = TextTeacher(2, fine_tune_epochs=2, lr=1e-5, progress=False).fit(texts, labels)
+    assert not other_recipe.from_cache  # and so is the recipe
+
+    weights = folders[0] / "teacher.safetensors"
+    blob = bytearray(weights.read_bytes())
+    blob[-100] ^= 0xFF
+    weights.write_bytes(bytes(blob))
+    with pytest.warns(UserWarning, match="sha256"):
+        third = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts, labels)
+    assert not third.from_cache  # a corrupt cache is never trusted: it is fine-tuned again
+    np.testing.assert_allclose(third.predict_logits(probe), first.predict_logits(probe), atol=1e-4)

