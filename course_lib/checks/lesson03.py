@@ -1,6 +1,6 @@
 """Checks for lesson 03 (hidden-state distillation): attention maps, the hint loss, the FitNets loop.
 
-The right answers are computed here independently of ``course_lib.hidden`` (formulas
+The right answers are computed here independently of ``course_lib.losses`` (formulas
 written out in float64). When a learner's answer is wrong, each check also computes
 what the typical mistakes would give (no normalisation, summing over the wrong axis,
 the regressor on the teacher's side, ...) and names the one that matches.
