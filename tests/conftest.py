@@ -9,6 +9,8 @@ import torch
 
 from course_lib import config
 
+pytest_plugins = ["pytester"]
+
 
 @pytest.fixture(autouse=True)
 def no_network(monkeypatch):

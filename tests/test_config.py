@@ -66,3 +66,33 @@ def test_config_hash_is_stable_and_order_free():
     assert config.config_hash(cfg) == expected
     assert config.config_hash({"hidden": [800, 800], "lr": 0.001}) == expected
     assert config.config_hash({"lr": 0.002, "hidden": [800, 800]}) != expected
+
+
+def test_conftest_restores_leaked_state_and_fails_loudly(pytester):
+    """The autouse fixture of tests/conftest.py: a test that leaks threads or FAST fails; env and RNG are restored."""
+    from pathlib import Path
+
+    pytester.makeconftest((Path(__file__).parent / "conftest.py").read_text())
+    pytester.makepyfile(test_inner='''
+        import os
+        import torch
+        from course_lib import config
+
+        def test_threads():
+            torch.set_num_threads(max(1, torch.get_num_threads() - 1) if torch.get_num_threads() > 1 else 2)
+
+        def test_fast():
+            config.FAST = not config.FAST
+
+        def test_env_and_rng():
+            os.environ["COURSE_LEAK"] = "1"
+            torch.manual_seed(99)
+
+        def test_after():
+            assert "COURSE_LEAK" not in os.environ
+    ''')
+    threads, state = torch.get_num_threads(), torch.get_rng_state()
+    result = pytester.runpytest_inprocess("-p", "no:cacheprovider")
+    result.assert_outcomes(passed=4, errors=2)
+    result.stdout.fnmatch_lines(["*leaked global state*torch threads*", "*leaked global state*config.FAST*"])
+    assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), state)
