@@ -108,10 +108,10 @@ def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, 
             running = 0.0  # sum of loss * batch size: a float64 tensor where the loss lives, read back rarely
             for step in range(steps_per_epoch):
                 idx = order[step * batch_size:(step + 1) * batch_size]
-                xb = x[idx]
+                xb = x.index_select(0, idx)  # = x[idx], about twice as fast on the CPU
                 if augment is not None:
                     xb = augment(xb)
-                loss = loss_fn(model(xb), *(t[idx] for t in targets))
+                loss = loss_fn(model(xb), *(t.index_select(0, idx) for t in targets))
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
