@@ -1,4 +1,4 @@
-"""Evaluation helpers: batched logits, accuracy, error counts (introduced in lesson 00)."""
+"""Evaluation helpers: batched logits, accuracy, error counts (lesson 00) and timing (lesson 03)."""
 from __future__ import annotations
 
 import statistics
@@ -8,7 +8,6 @@ from typing import Any, Callable, Mapping, Optional, Sequence
 
 import torch
 from torch import nn
-
 
 
 def model_device(model: nn.Module) -> torch.device:
@@ -115,7 +114,7 @@ def _quantile(values: Sequence[float], q: float) -> float:
 
 
 def time_calls(fn: Callable[[Any], object], inputs: Sequence[Any], warmup: int = 3) -> Timing:
-    """Call ``fn`` on each input; time all but the first ``warmup`` calls (introduced in lesson 03).
+    """Call ``fn`` on each input; time all but the first ``warmup`` calls (introduced in lesson 04).
 
     Warm-up calls pay for lazy initialisation and allocation, so they are never timed.
     Returns a :class:`Timing` (one wall and one CPU time per timed call): report its median and IQR.
@@ -125,7 +124,7 @@ def time_calls(fn: Callable[[Any], object], inputs: Sequence[Any], warmup: int =
 
 def time_interleaved(fns: Mapping[str, Callable[[Any], object]], inputs: Sequence[Any],
                      warmup: int = 3) -> dict:
-    """Time several functions on the same inputs, interleaved: ``{name: Timing}`` (introduced in lesson 04).
+    """Time several functions on the same inputs, interleaved: ``{name: Timing}`` (introduced in lesson 03).
 
     For each input every function is called once, in an order that rotates from input to
     input, so a burst of background load slows all of them alike and their *ratio* stays
