@@ -47,14 +47,16 @@ def mnist_teacher(splits: data.MnistSplits, recipe: Optional[dict] = None, progr
     key = teacher_key(splits, recipe)
 
     def fit_teacher(model):
-        config.seed_everything(recipe["seed"])
         shift = lambda xb, generator=None: data.random_shift(xb, recipe["max_shift"], generator)  # noqa: E731
         train.fit(model, splits.x_train, splits.y_train, train.cross_entropy_loss, epochs=recipe["epochs"],
                   batch_size=recipe["batch_size"], lr=recipe["lr"], seed=recipe["seed"], augment=shift,
                   progress=progress, desc="teacher")
 
-    config.seed_everything(recipe["seed"])
-    return cache.cached_model("mnist-teacher", key, lambda: build_teacher(recipe), fit_teacher)
+    def build():
+        with config.seeded(recipe["seed"]):
+            return build_teacher(recipe).to(config.get_device())
+
+    return cache.cached_model("mnist-teacher", key, build, fit_teacher)
 
 
 def cached_logits(model: torch.nn.Module, x: torch.Tensor, name: str, model_key: dict) -> torch.Tensor:
@@ -68,6 +70,29 @@ def cached_logits(model: torch.nn.Module, x: torch.Tensor, name: str, model_key:
     return tensors["logits"]
 
 
+def jittered_views(teacher: torch.nn.Module, x: torch.Tensor, views: int, model_key: dict,
+                   max_shift: int = 2, seed: int = 1000) -> tuple[torch.Tensor, torch.Tensor]:
+    """A bigger transfer set: ``views`` jittered copies of ``x``, each scored once by the teacher (cached).
+
+    Copy ``v`` shifts every image by its own random offset of up to ``max_shift`` pixels (seed
+    ``seed + v``), as the teacher's own training did. A student trained on these sees a new
+    version of each digit every pass, with the teacher's soft targets *for that version*: the
+    teacher and student always look at the same image, so the targets stay consistent.
+
+    Returns:
+        ``(x_views, teacher_logits)`` of shapes ``(views * N, ...)`` and ``(views * N, num_classes)``;
+        row ``v * N + i`` is copy ``v`` of image ``i``, so labels are ``labels.repeat(views)``.
+    """
+    if views < 1:
+        raise ValueError(f"views must be >= 1, got {views}")
+    xs, logits = [], []
+    for view in range(views):
+        shifted = data.random_shift(x, max_shift, torch.Generator().manual_seed(seed + view))
+        xs.append(shifted)
+        logits.append(cached_logits(teacher, shifted, "mnist-teacher-logits-view", model_key))
+    return torch.cat(xs), torch.cat(logits)
+
+
 def teacher_key(splits: data.MnistSplits, recipe: Optional[dict] = None) -> dict:
     """The cache key of the teacher made by ``mnist_teacher(splits, recipe)``."""
     recipe = recipe or (FAST_TEACHER_RECIPE if config.is_fast() else TEACHER_RECIPE)
@@ -77,7 +102,8 @@ def teacher_key(splits: data.MnistSplits, recipe: Optional[dict] = None) -> dict
 def train_student(x: torch.Tensor, labels: torch.Tensor, teacher_logits: Optional[torch.Tensor] = None,
                   hidden: Sequence[int] = (800, 800), temperature: float = 20.0, alpha: float = 0.9,
                   epochs: int = 20, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
-                  progress: bool = True):
+                  progress: bool = True, x_eval: Optional[torch.Tensor] = None,
+                  y_eval: Optional[torch.Tensor] = None):
     """Train an MLP student: on hard labels (``teacher_logits=None``) or with :func:`distillation_loss`.
 
     Args:
@@ -85,18 +111,21 @@ def train_student(x: torch.Tensor, labels: torch.Tensor, teacher_logits: Optiona
         teacher_logits: (N, 10) cached teacher logits for the same rows, or None for the baseline.
         hidden: the student's widths, e.g. (800, 800) or (30, 30). No dropout: the paper's student.
         temperature, alpha: the KD temperature and the weight of the soft-target term.
+        x_eval, y_eval: if given, accuracy on them is recorded after every epoch
+            (``history.val_accuracy``), e.g. to draw a learning curve.
     Returns:
         ``(student, history)``.
     """
-    config.seed_everything(seed)
-    student = models.MLP(hidden=hidden)
+    with config.seeded(seed):  # the same initial weights for every student of this seed
+        student = models.MLP(hidden=hidden).to(config.get_device())
     if teacher_logits is None:
         history = train.fit(student, x, labels, train.cross_entropy_loss, epochs=epochs, batch_size=batch_size,
-                            lr=lr, seed=seed, progress=progress, desc=f"student {tuple(hidden)} labels")
+                            lr=lr, seed=seed, x_val=x_eval, y_val=y_eval, progress=progress,
+                            desc=f"student {tuple(hidden)} labels")
     else:
         loss = lambda out, t, y: distillation_loss(out, t, y, temperature, alpha)  # noqa: E731
         history = train.fit(student, x, (teacher_logits, labels), loss, epochs=epochs, batch_size=batch_size,
-                            lr=lr, seed=seed, progress=progress,
+                            lr=lr, seed=seed, x_val=x_eval, y_val=y_eval, progress=progress,
                             desc=f"student {tuple(hidden)} T={temperature:g} alpha={alpha:g}")
     return student, history
 

@@ -44,16 +44,67 @@ def test_cached_logits_equal_fresh_logits(tmp_course_dirs):
     assert torch.allclose(first, evaluate.predict_logits(teacher, splits.x_train))
 
 
-def test_train_student_baseline_and_distilled_are_reproducible():
+def test_train_student_is_reproducible_and_leaves_the_global_rng_alone():
     splits = _tiny_splits()
-    teacher_logits = torch.randn(60, 10)
+    torch.manual_seed(123)
+    expected_next = torch.rand(3)
+    torch.manual_seed(123)
     a, _ = distill.train_student(splits.x_train, splits.y_train, None, hidden=(16,), epochs=1, progress=False)
+    assert torch.equal(torch.rand(3), expected_next), "train_student reseeded the caller's global RNG"
     b, _ = distill.train_student(splits.x_train, splits.y_train, None, hidden=(16,), epochs=1, progress=False)
     assert all(torch.equal(p, q) for p, q in zip(a.parameters(), b.parameters()))
-    c, hist = distill.train_student(splits.x_train, splits.y_train, teacher_logits, hidden=(16,), epochs=2,
-                                    temperature=4.0, alpha=1.0, progress=False)
-    assert len(hist.loss) == 2
-    assert not all(torch.equal(p, q) for p, q in zip(a.parameters(), c.parameters()))
+    c, _ = distill.train_student(splits.x_train, splits.y_train, None, hidden=(16,), epochs=1, seed=1,
+                                 progress=False)
+    assert not torch.equal(a.head.weight, c.head.weight)  # another seed, other initial weights
+
+
+def test_train_student_minimises_the_distillation_loss_it_is_given():
+    """alpha = 1 with teacher logits: the student's own KD loss on the transfer set falls well below its start."""
+    from course_lib.losses import kd_loss
+
+    splits = _tiny_splits()
+    teacher_logits = 3 * torch.randn(60, 10, generator=torch.Generator().manual_seed(5))
+    untrained, _ = distill.train_student(splits.x_train, splits.y_train, teacher_logits, hidden=(32,), epochs=1,
+                                         lr=0.0, temperature=4.0, alpha=1.0, progress=False)
+    trained, hist = distill.train_student(splits.x_train, splits.y_train, teacher_logits, hidden=(64,), epochs=60,
+                                          lr=3e-3, temperature=4.0, alpha=1.0, batch_size=20, progress=False)
+    before = kd_loss(evaluate.predict_logits(untrained, splits.x_train), teacher_logits, 4.0)
+    after = kd_loss(evaluate.predict_logits(trained, splits.x_train), teacher_logits, 4.0)
+    assert len(hist.loss) == 60
+    assert after < 0.4 * before, (before, after)
+    # it follows the teacher, not the labels (which disagree with the random teacher)
+    agree_teacher = (evaluate.predict_logits(trained, splits.x_train).argmax(1) == teacher_logits.argmax(1)).float()
+    assert agree_teacher.mean() > 0.8
+
+
+def test_train_student_records_a_curve_on_the_eval_set():
+    splits = _tiny_splits()
+    _, hist = distill.train_student(splits.x_train, splits.y_train, None, hidden=(16,), epochs=3, progress=False,
+                                    x_eval=splits.x_val, y_eval=splits.y_val)
+    assert len(hist.val_accuracy) == 3
+    assert all(0.0 <= a <= 1.0 for a in hist.val_accuracy)
+
+
+def test_jittered_views_are_shifted_copies_scored_by_the_teacher(tmp_course_dirs):
+    from course_lib import data
+
+    splits = _tiny_splits(n=30)
+    teacher = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10))
+    key = {"teacher": "linear", "seed": 3}
+    x_views, logits = distill.jittered_views(teacher, splits.x_train, 3, key, max_shift=2, seed=40)
+    assert x_views.shape == (90, 1, 28, 28) and logits.shape == (90, 10)
+    for view in range(3):
+        expected = data.random_shift(splits.x_train, 2, torch.Generator().manual_seed(40 + view))
+        assert torch.equal(x_views[30 * view:30 * (view + 1)], expected)
+    assert not torch.equal(x_views[:30], x_views[30:60])  # the copies differ
+    with torch.no_grad():
+        torch.testing.assert_close(logits, teacher(x_views))
+    # the second call reads the cache: a different model gives the same logits
+    _, again = distill.jittered_views(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
+                                      splits.x_train, 3, key, max_shift=2, seed=40)
+    assert torch.equal(again, logits)
+    with pytest.raises(ValueError, match="views"):
+        distill.jittered_views(teacher, splits.x_train, 0, key)
 
 
 def test_choose_class_bias_brute_force():
