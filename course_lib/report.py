@@ -34,17 +34,36 @@ def mean_std(values, scale: float = 1.0, digits: int = 1) -> str:
 
 def lesson02(r: dict) -> str:
     seeds = len(r["baseline_errors"])
+    views = r.get("views", 1)
+    schedule = (f"distilled student and control: {r['epochs']} epochs over {views} jittered copies of the "
+                f"transfer set; hard-label student: {r.get('baseline_epochs', '?')} epochs on the plain set" if views > 1
+                else f"{r.get('epochs', '?')} epochs per student")
+    alpha = f", alpha={r['alpha']:g}" if "alpha" in r else ""
     lines = [
         f"**Lesson 02, Hinton distillation on MNIST** (`results/lesson02.json`; test errors out of 10,000, "
-        f"mean ± std over {seeds} seeds; {r.get('epochs', '?')} epochs per student; notebook run time "
+        f"mean ± std over {seeds} seeds; {schedule}; notebook run time "
         f"{r['seconds'] / 60:.1f} min on {r.get('device_name', r.get('device', '?'))}):",
         "",
         "| model | ours | Hinton et al. 2015 |",
         "|---|---:|---:|",
         f"| teacher ({r.get('teacher_description', 'CNN')}) | {r['teacher_errors']} | 67 (1200-1200 MLP, dropout, jitter) |",
         f"| 800-800 student, hard labels | {mean_std(r['baseline_errors'])} | 146 |",
-        f"| 800-800 student, soft targets T={r['temperature']:g} | {mean_std(r['distilled_errors'])} | 74 |",
     ]
+    if "control_errors" in r:
+        seeds_note = " (seed 0)" if len(r["control_errors"]) == 1 else ""
+        lines.append(f"| 800-800 student, hard labels on the jittered copies (control{seeds_note}) | "
+                     f"{mean_std(r['control_errors'])} | - |")
+    lines.append(f"| 800-800 student, soft targets T={r['temperature']:g}{alpha} | {mean_std(r['distilled_errors'])} | 74 |")
+    if "chosen_temperature" in r:
+        small = r["small_student_test_errors"]
+        t_small = r["chosen_temperature"]["30-30"]
+        lines += [
+            "",
+            f"T and alpha were chosen on the validation split (seed 0, {r.get('sweep_epochs', '?')} epochs per "
+            f"setting): T={r['chosen_temperature']['800-800']:g} and alpha={r['alpha']:g} for the 800-800 student, "
+            f"T={t_small:g} for the 30-30 student, which then made {small[str(t_small)]} test errors "
+            f"(hard labels: {small['hard']}).",
+        ]
     om = r.get("omitted3")
     if om:
         lines += [
