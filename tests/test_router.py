@@ -280,7 +280,7 @@ TINY = (["I was charged twice for my order", "my card was billed two times",
 def test_fine_tuned_teacher_is_cached_and_verified(no_network, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     texts, labels = TINY
-    first = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts, labels)
+    first = TextTeacher(2, fine_tune_epochs=1, progress=False).fit(texts, labels)
     assert not first.from_cache
     folders = list((tmp_path / "teachers").iterdir())
     assert len(folders) == 1 and (folders[0] / "teacher.safetensors").is_file()
@@ -289,13 +289,13 @@ def test_fine_tuned_teacher_is_cached_and_verified(no_network, tmp_path, monkeyp
         "fine-tuning must change a copy of the encoder, never the shared pretrained one"
     probe = ["charged two times", "the parcel has not arrived"]
 
-    second = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts, labels)
+    second = TextTeacher(2, fine_tune_epochs=1, progress=False).fit(texts, labels)
     assert second.from_cache
     np.testing.assert_allclose(second.predict_logits(probe), first.predict_logits(probe), atol=1e-5)
 
-    other_data = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts[::-1], labels[::-1])
+    other_data = TextTeacher(2, fine_tune_epochs=1, progress=False).fit(texts[::-1], labels[::-1])
     assert not other_data.from_cache  # the data fingerprint is part of the key
-    other_recipe = TextTeacher(2, fine_tune_epochs=2, lr=1e-5, progress=False).fit(texts, labels)
+    other_recipe = TextTeacher(2, fine_tune_epochs=1, lr=1e-5, progress=False).fit(texts, labels)
     assert not other_recipe.from_cache  # and so is the recipe
 
     weights = folders[0] / "teacher.safetensors"
@@ -303,7 +303,7 @@ def test_fine_tuned_teacher_is_cached_and_verified(no_network, tmp_path, monkeyp
     blob[-100] ^= 0xFF
     weights.write_bytes(bytes(blob))
     with pytest.warns(UserWarning, match="sha256"):
-        third = TextTeacher(2, fine_tune_epochs=2, progress=False).fit(texts, labels)
+        third = TextTeacher(2, fine_tune_epochs=1, progress=False).fit(texts, labels)
     assert not third.from_cache  # a corrupt cache is never trusted: it is fine-tuned again
     np.testing.assert_allclose(third.predict_logits(probe), first.predict_logits(probe), atol=1e-4)
 
