@@ -152,12 +152,7 @@ class TextTeacher:
 
     @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
-        enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
-                             return_tensors="pt")
-        hidden = self.encoder(**enc).last_hidden_state  # (batch, tokens, dim)
-        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)  # mean over real tokens
-        return F.normalize(pooled, dim=-1).numpy()
+        return self._pooled(texts).numpy()
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings, shape ``(n, dim)``, unit length (mean pooling, as all-MiniLM-L6-v2)."""
@@ -232,10 +227,10 @@ class TextTeacher:
         self.encoder.eval()
 
     def _pooled(self, texts: list[str]) -> torch.Tensor:
-        """Unit-length mean-pooled embeddings of a batch, with gradients."""
+        """Unit-length embeddings of a batch: the mean over its real (unpadded) tokens, as all-MiniLM-L6-v2."""
         enc = self.tokenizer(texts, padding=True, truncation=True, max_length=self.max_length,
                              return_tensors="pt")
-        hidden = self.encoder(**enc).last_hidden_state
+        hidden = self.encoder(**enc).last_hidden_state  # (batch, tokens, dim)
         mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
         return F.normalize((hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9), dim=-1)
 
