@@ -179,3 +179,21 @@ def test_report_lesson03_renders_every_method():
     text = lesson03(record)
     assert text.count("| student: ") == len(hidden.METHODS)
     assert "96.00 ± 1.00" in text and "82.00 ± 2.00" in text and "426,234" in text and "(beta = 10)" in text
+
+
+def test_report_lesson03_shows_latency_median_and_iqr_where_recorded():
+    from course_lib.report import lesson03
+
+    method = {"test_accuracy": [0.95, 0.97], "shifted_test_accuracy": [0.8, 0.84], "params": 13254,
+              "latency_ms_per_batch": 2.5, "latency_ms_iqr": [2.25, 3.0], "beta": None}
+    record = {"regime": {"description": "few labels", "epochs": 60, "temperature": 4.0, "alpha": 0.9,
+                         "max_shift_px": 2},
+              "seeds": [0, 1], "seconds": 60.0, "device_name": "cuda", "latency_batch_size": 256,
+              "latency": {"device": "cuda"},
+              "teacher": {"test_accuracy": 0.99, "shifted_test_accuracy": 0.98, "params": 426234,
+                          "latency_ms_per_batch": 9.0, "latency_ms_iqr": [8.5, 9.25]},
+              "methods": {"logit KD": method}}
+    text = lesson03(record)
+    assert "CUDA ms / batch of 256, median (IQR)" in text
+    assert "| 9.00 (8.50-9.25) |" in text and "| 2.50 (2.25-3.00) |" in text
+
