@@ -95,7 +95,7 @@ def lesson04(r: dict) -> str:
     lines = [
         f"**Lesson 04, the email router** (`results/lesson04.json`; synthetic emails: {labelled} labelled, "
         f"{sizes.get('traffic', '?'):,} unlabelled traffic, {sizes.get('test', '?'):,} test; "
-        "timings on one CPU thread, median with interquartile range):",
+        "timings on one CPU thread: median (first-third quartile)):",
         "",
         "| model | test accuracy | paraphrased emails | agrees with teacher | parameters | ms/email, batch 1 | emails/s, batch 256 |",
         "|---|---:|---:|---:|---:|---:|---:|",
