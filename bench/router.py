@@ -74,7 +74,7 @@ def main() -> None:
     figures["params"] = {"teacher": teacher.num_parameters(), "student": student.num_parameters()}
     print(f"parameters: teacher {teacher.num_parameters():,}, student {student.num_parameters():,}")
     print(f"throughput ratio at batch 256: {figures['throughput_ratio']:,.0f}x "
-          f"(IQR {speedup['q1']:,.0f}-{speedup['q3']:,.0f}x over batches; goal >= 300x)")
+          f"(quartiles over batches {speedup['q1']:,.0f}-{speedup['q3']:,.0f}x; goal >= 300x)")
     print(f"latency ratio at batch 1:      {figures['latency_ratio_batch1']:,.0f}x")
     print(f"parameter ratio:               {figures['param_ratio']:,.0f}x (goal >= 100x)")
     if args.json:
