@@ -97,7 +97,8 @@ def _fill(template: str, rng: random.Random) -> str:
     values = {
         "order": rng.choice(["#", "", "no. ", "A"]) + str(rng.randint(100000, 9999999)),
         "amount": f"{currency}{rng.randint(3, 400)}.{rng.choice(['00', '99', '49', '50', '95'])}",
-        "date": rng.choice([f"{rng.randint(1, 28)} {rng.choice(_PHRASES['months'])}", f"{rng.randint(1, 28)}/{rng.randint(1, 12)}",
+        "date": rng.choice([f"{rng.randint(1, 28)} {rng.choice(_PHRASES['months'])}",
+                            f"{rng.randint(1, 28)}/{rng.randint(1, 12)}",
                             rng.choice(["last Tuesday", "yesterday", "Monday", "the weekend", "last week"])]),
         "product": rng.choice(_PHRASES["products"]),
         "carrier": rng.choice(_PHRASES["carriers"]),

@@ -97,21 +97,24 @@ def lesson04(r: dict) -> str:
         f"{sizes.get('traffic', '?'):,} unlabelled traffic, {sizes.get('test', '?'):,} test; "
         "timings on one CPU thread: median (first-third quartile)):",
         "",
-        "| model | test accuracy | paraphrased emails | agrees with teacher | parameters | ms/email, batch 1 | emails/s, batch 256 |",
+        "| model | test accuracy | paraphrased emails | agrees with teacher | parameters | ms/email, batch 1 "
+        "| emails/s, batch 256 |",
         "|---|---:|---:|---:|---:|---:|---:|",
     ]
+    nan = float("nan")
     for key, label in rows:
         m = r.get(key)
         if m:
-            lines.append(f"| {label} | {m['accuracy'] * 100:.1f}% | {m.get('accuracy_paraphrased', float('nan')) * 100:.1f}% "
-                         f"| {m.get('agreement_with_teacher', float('nan')) * 100:.1f}% | {m['params']:,} "
+            lines.append(f"| {label} | {m['accuracy'] * 100:.1f}% | {m.get('accuracy_paraphrased', nan) * 100:.1f}% "
+                         f"| {m.get('agreement_with_teacher', nan) * 100:.1f}% | {m['params']:,} "
                          f"| {_spread(m, 'ms_per_email_batch1', '.2f')} | {_spread(m, 'emails_per_s', ',.0f')} |")
     ratio = f"{r['throughput_ratio']:,.0f}x at batch 256"
     if "throughput_ratio_q1" in r:
         ratio = ("timed interleaved on the same batches: " + ratio
                  + f" (quartiles over batches {r['throughput_ratio_q1']:,.0f}-{r['throughput_ratio_q3']:,.0f}x)")
     lines += ["", f"Student throughput / teacher's, {ratio}"
-                  + (f", {r['latency_ratio_batch1']:,.0f}x lower latency at batch 1" if "latency_ratio_batch1" in r else "")
+                  + (f", {r['latency_ratio_batch1']:,.0f}x lower latency at batch 1"
+                     if "latency_ratio_batch1" in r else "")
                   + f"; teacher parameters / student's: {r['param_ratio']:,.0f}x."]
     return "\n".join(lines)
 

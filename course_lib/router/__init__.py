@@ -15,7 +15,8 @@ reference versions of lesson 04's exercises.
 """
 from .student import NgramStudent
 from .targets import soft_label_loss, soft_targets
-from .teacher import MINILM_SHA256, TextTeacher, _ENCODERS, packaged_encoder_path, verify_sha256
+from .teacher import _ENCODERS as _ENCODERS  # the loaded encoders (tests clear it)
+from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path, verify_sha256
 from .timing import benchmark_interleaved, benchmark_predict, one_thread, summarize_timing
 
 __all__ = [

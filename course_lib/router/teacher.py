@@ -349,6 +349,6 @@ def _load_teacher(folder: Path, recipe: dict, encoder: nn.Module, head: nn.Linea
         encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
         head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
     except Exception as exc:  # a bad note, a bad file, missing or unexpected tensors
-        warnings.warn(f"not using the cached teacher in {folder}: {exc}; fine-tuning it again")
+        warnings.warn(f"not using the cached teacher in {folder}: {exc}; fine-tuning it again", stacklevel=3)
         return False
     return True
