@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup test unit notebooks exercises course course-fast lab bench clean-outputs
+.PHONY: setup test lint unit notebooks exercises course course-fast lab bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -20,10 +20,13 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PY) -m course_lib.data
 	touch $@
 
-# Everything CI runs: unit tests, then every lesson and solution notebook (FAST mode) under nbval.
-test: setup
+# Everything CI runs: the linter, unit tests, then every lesson and solution notebook (FAST mode) under nbval.
+test: setup lint
 	COURSE_FAST=1 $(PY) -m pytest tests notebooks solutions --nbval-lax --nbval-current-env \
 	  --nbval-cell-timeout=900 -q
+
+lint: setup
+	$(VENV)/bin/ruff check course_lib tests bench notebooks solutions
 
 unit: setup
 	COURSE_FAST=1 $(PY) -m pytest tests -q

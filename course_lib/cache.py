@@ -37,7 +37,7 @@ def _safe_load(path: Path):
     except Exception as exc:  # truncated zip, bad pickle opcode, refused global...
         aside = path.with_name(path.name + ".corrupt")
         path.replace(aside)
-        warnings.warn(f"could not read {path} ({type(exc).__name__}); moved it to {aside} and will rebuild it")
+        warnings.warn(f"could not read {path} ({type(exc).__name__}); moved it to {aside} and will rebuild it", stacklevel=2)
         return None
 
 

@@ -113,7 +113,7 @@ def verify_idx_files(folder: Path, move_bad_aside: bool = True) -> list[str]:
             bad.append(name)
             if move_bad_aside:
                 moved = _move_aside(path)
-                warnings.warn(f"{path} failed its md5 check (truncated or corrupted); moved to {moved}.")
+                warnings.warn(f"{path} failed its md5 check (truncated or corrupted); moved to {moved}.", stacklevel=2)
     return bad
 
 

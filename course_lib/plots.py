@@ -19,7 +19,8 @@ def soft_target_bars(image: torch.Tensor, logits: torch.Tensor, temperatures: Se
     """One digit and its teacher's probabilities at several temperatures, side by side."""
     fig, axes = plt.subplots(1, len(temperatures) + 1, figsize=(3.0 * (len(temperatures) + 1), 2.8))
     axes[0].imshow(image.squeeze().cpu().numpy(), cmap="gray_r", vmin=0, vmax=1)
-    axes[0].set_xticks([]); axes[0].set_yticks([])
+    axes[0].set_xticks([])
+    axes[0].set_yticks([])
     axes[0].set_title("input digit")
     for ax, temperature in zip(axes[1:], temperatures):
         probs = softmax_with_temperature(logits.unsqueeze(0).float(), temperature)[0]
@@ -47,8 +48,11 @@ def heatmap(matrix: np.ndarray, title: str, xlabel: str, ylabel: str, fmt: str =
         for j in range(matrix.shape[1]):
             ax.text(j, i, fmt.format(matrix[i, j]), ha="center", va="center", fontsize=6.5,
                     color="white" if im.norm(matrix[i, j]) < 0.5 else "black")
-    ax.set_xticks(range(matrix.shape[1])); ax.set_yticks(range(matrix.shape[0]))
-    ax.set_xlabel(xlabel); ax.set_ylabel(ylabel); ax.set_title(title)
+    ax.set_xticks(range(matrix.shape[1]))
+    ax.set_yticks(range(matrix.shape[0]))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     fig.colorbar(im, ax=ax, label=colorbar_label)
     fig.tight_layout()
     return fig

@@ -87,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         ok, seconds, error = execute(path.resolve(), args.out, args.timeout)
         rows.append((path.name, ok, seconds, error))
         tqdm.write(f"{'ok  ' if ok else 'FAIL'} {path.name} {seconds:8.1f} s {error}")
-    print(f"\n| notebook | mode | result | seconds |\n|---|---|---|---:|")
+    print("\n| notebook | mode | result | seconds |\n|---|---|---|---:|")
     for name, ok, seconds, error in rows:
         print(f"| {name} | {mode} | {'ok' if ok else 'FAILED: ' + error} | {seconds:.1f} |")
     print(f"| total | {mode} | {sum(ok for _, ok, _, _ in rows)}/{len(rows)} ok | {sum(r[2] for r in rows):.1f} |")

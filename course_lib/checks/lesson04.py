@@ -148,7 +148,7 @@ def check_median_latency(fn: Callable) -> None:
     try:
         value = float(out)
     except (TypeError, ValueError):
-        raise AssertionError(f"median_latency returned a {type(out).__name__}; return one float (seconds).")
+        raise AssertionError(f"median_latency returned a {type(out).__name__}; return one float (seconds).") from None
     if fake.calls == repeats:
         raise AssertionError("your function made no warm-up calls: the first calls of a model are slow (lazy "
                              "set-up, cold caches), so call predict_fn `warmup` times untimed before timing.")
