@@ -218,8 +218,11 @@ def test_packaged_weights_checksum(teacher_model):
 def test_teacher_loads_offline_and_embeds(no_network, tmp_path, monkeypatch):
     monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
     router._ENCODERS.clear()
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
     teacher = TextTeacher(2, progress=False)
-    assert os.environ["HF_HUB_OFFLINE"] == "1" and os.environ["TRANSFORMERS_OFFLINE"] == "1"
+    # offline by local_files_only, sockets refused by the fixture, and no process-wide switch left behind
+    assert "HF_HUB_OFFLINE" not in os.environ and "TRANSFORMERS_OFFLINE" not in os.environ
     texts = ["I was charged twice", "Where is my parcel? It was due on Monday and has not come."]
     emb = teacher.embed(texts)
     assert emb.shape == (2, 384)

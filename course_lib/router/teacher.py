@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import hashlib
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -71,9 +70,8 @@ def _load_encoder(encoder: str | Path | None, sha256: str | None):
     if path is not None:
         if sha256 is not None:
             verify_sha256(path / "model.safetensors", sha256)
-        # The packaged model never needs the network: make sure nothing tries.
-        os.environ["HF_HUB_OFFLINE"] = "1"
-        os.environ["TRANSFORMERS_OFFLINE"] = "1"
+        # The packaged model never needs the network: local_files_only makes transformers read the folder
+        # and nothing else (no process-wide HF_HUB_OFFLINE behind the caller's back).
         source, kwargs = str(path), {"local_files_only": True}
     else:  # a model name: the learner's choice, loaded the usual transformers way
         source, kwargs = str(encoder), {}
