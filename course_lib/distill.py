@@ -12,8 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from . import cache, config, data, models, train
-from .evaluate import predict_logits
+from . import cache, config, data, evaluate, models, train
 from .losses import distillation_loss
 
 #: The teacher recipe: a small CNN trained with the paper's jitter (random shifts of up to 2 pixels).
@@ -59,15 +58,54 @@ def mnist_teacher(splits: data.MnistSplits, recipe: Optional[dict] = None, progr
     return cache.cached_model("mnist-teacher", key, build, fit_teacher)
 
 
+@torch.no_grad()
+def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, teacher_key: dict, layers: Sequence[str] = (),
+                    batch_size: int = 1000, name: str = "mnist-teacher-features") -> dict:
+    """The teacher's logits (and named features) on ``x``, computed once and cached: "scoring old examples".
+
+    The one cached-teacher-outputs helper of the course (offline distillation: each student run then
+    costs no more than training the student alone).
+
+    Args:
+        teacher_key: the recipe that made the teacher (``teacher_key(splits)``), part of the cache key
+            with a fingerprint of ``x`` and the layer names.
+        layers: names from the teacher's features dict (``model(x, return_features=True)``), e.g.
+            ``["block2", "embedding"]``; empty for logits only.
+        name: the cache file's name.
+    Returns:
+        ``{"logits": (N, num_classes), layer: (N, ...) for each layer}``, float32 on the CPU. The teacher
+        stays where it is; each batch of ``x`` is moved to the teacher's device.
+    """
+    def compute():
+        device = evaluate.model_device(teacher)
+        was_training = teacher.training
+        teacher.eval()
+        out = {key: [] for key in ["logits", *layers]}
+        try:
+            for i in range(0, len(x), batch_size):
+                batch = x[i:i + batch_size].to(device)
+                logits, features = teacher(batch, return_features=True) if layers else (teacher(batch), {})
+                out["logits"].append(logits.float().cpu())
+                for layer in layers:
+                    out[layer].append(features[layer].float().cpu())
+        finally:
+            teacher.train(was_training)
+        return {key: torch.cat(parts) for key, parts in out.items()}
+
+    key = {"model": teacher_key, "inputs": fingerprint(x)}
+    if layers:
+        key["layers"] = list(layers)
+    tensors, _ = cache.cached_tensors(name, key, compute)
+    return tensors
+
+
 def cached_logits(model: torch.nn.Module, x: torch.Tensor, name: str, model_key: dict) -> torch.Tensor:
-    """``model``'s logits on ``x``, computed once and cached: "scoring old examples" (offline distillation).
+    """``model``'s logits on ``x``, computed once and cached (:func:`teacher_outputs` without features).
 
     Args:
         model_key: the recipe that made the model (with its data fingerprint), part of the cache key.
     """
-    key = {"model": model_key, "inputs": fingerprint(x)}
-    tensors, _ = cache.cached_tensors(name, key, lambda: {"logits": predict_logits(model, x)})
-    return tensors["logits"]
+    return teacher_outputs(model, x, model_key, (), name=name)["logits"]
 
 
 def jittered_views(teacher: torch.nn.Module, x: torch.Tensor, views: int, model_key: dict,

@@ -12,18 +12,18 @@ Helpers here never move a model: they read its device and move their inputs to i
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence
+from typing import Optional
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cache, config, train
+from . import config, train
 from .evaluate import model_device
 from .losses import (attention_transfer_loss, cosine_representation_loss, distillation_loss,
                      relational_distance_loss)
 
-__all__ = ["WithFeatures", "HintStudent", "hint_regressor", "teacher_outputs", "hint_stage", "fitnets", "METHODS",
+__all__ = ["WithFeatures", "HintStudent", "hint_regressor", "hint_stage", "fitnets", "METHODS",
            "train_hidden_student"]
 
 
@@ -63,41 +63,6 @@ def hint_regressor(student_channels: int, teacher_channels: int) -> nn.Module:
     return nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
 
 
-@torch.no_grad()
-def teacher_outputs(teacher: nn.Module, x: torch.Tensor, teacher_key: dict, layers: Sequence[str],
-                    batch_size: int = 1000) -> dict:
-    """The teacher's logits and named features on ``x``, computed once and cached ("scoring old examples").
-
-    Args:
-        teacher_key: the recipe of the teacher (``distill.teacher_key(splits)``), part of the cache key
-            with a fingerprint of ``x`` and the layer names.
-        layers: names from the teacher's features dict, e.g. ``["block2", "embedding"]``.
-    Returns:
-        ``{"logits": (N, 10), layer: (N, ...) for each layer}``, float32 on the CPU. The teacher stays
-        where it is; each batch of ``x`` is moved to the teacher's device.
-    """
-    from .distill import fingerprint
-
-    def compute():
-        device = model_device(teacher)
-        was_training = teacher.training
-        teacher.eval()
-        out = {name: [] for name in ["logits", *layers]}
-        try:
-            for i in range(0, len(x), batch_size):
-                logits, features = teacher(x[i:i + batch_size].to(device), return_features=True)
-                out["logits"].append(logits.float().cpu())
-                for name in layers:
-                    out[name].append(features[name].float().cpu())
-        finally:
-            teacher.train(was_training)
-        return {name: torch.cat(parts) for name, parts in out.items()}
-
-    key = {"model": teacher_key, "inputs": fingerprint(x), "layers": list(layers)}
-    tensors, _ = cache.cached_tensors("mnist-teacher-features", key, compute)
-    return tensors
-
-
 def hint_stage(student: nn.Module, regressor: nn.Module, x: torch.Tensor, teacher_hints: torch.Tensor,
                layer: str, epochs: int, lr: float = 1e-3, batch_size: int = 128, seed: int = 0,
                progress: bool = True):
@@ -135,7 +100,7 @@ def train_hidden_student(method: str, build_student, x: torch.Tensor, labels: to
     Args:
         build_student: makes an untrained student on the device to train on (called inside
             ``config.seeded(seed)``, so each seed starts the same and the caller's RNG is left alone).
-        teacher: ``teacher_outputs(...)``: ``"logits"`` plus the teacher layers named in ``pairs``.
+        teacher: ``distill.teacher_outputs(...)``: ``"logits"`` plus the teacher layers named in ``pairs``.
         epochs: epochs of the main stage (FitNets adds ``hint_epochs`` of stage 1 before it).
         temperature, alpha: of the logit term, :func:`distillation_loss`.
         beta: weight of the hidden-state term (its scale differs per loss: choose it on validation data).

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import config, hidden, losses, models
+from course_lib import config, distill, hidden, losses, models
 
 
 # --- the feature interface and the training helpers -----------------------------------------------
@@ -50,7 +50,7 @@ def small_student():
 def test_teacher_outputs_are_cached_and_match_the_teacher(tmp_course_dirs):
     x = torch.rand(25, 1, 28, 28, generator=torch.Generator().manual_seed(0))
     teacher = models.CNNTeacher((4, 4, 4), 8).train()
-    tout = hidden.teacher_outputs(teacher, x, {"test": 1}, LAYERS, batch_size=10)
+    tout = distill.teacher_outputs(teacher, x, {"test": 1}, LAYERS, batch_size=10)
     assert teacher.training  # mode restored
     with torch.no_grad():
         logits, features = teacher.eval()(x, return_features=True)
@@ -58,14 +58,14 @@ def test_teacher_outputs_are_cached_and_match_the_teacher(tmp_course_dirs):
     torch.testing.assert_close(tout["block2"], features["block2"])
     assert set(tout) == {"logits", *LAYERS}
     calls = []
-    hidden.teacher_outputs(lambda *a, **k: calls.append(1), x, {"test": 1}, LAYERS, batch_size=10)  # type: ignore[arg-type]
+    distill.teacher_outputs(lambda *a, **k: calls.append(1), x, {"test": 1}, LAYERS, batch_size=10)  # type: ignore[arg-type]
     assert calls == []  # the second call reads the cache
 
 
 def test_train_hidden_student_every_method_with_a_last_batch_of_one(tmp_course_dirs):
     """25 examples in batches of 12: the last batch holds one example (RKD has no pairs there)."""
     x, y = torch.rand(25, 1, 28, 28), torch.arange(25) % 10
-    tout = hidden.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
+    tout = distill.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
     for method in hidden.METHODS:
         student, history = hidden.train_hidden_student(method, small_student, x, y, tout, epochs=2,
                                                        pairs=PAIRS.get(method), hint_epochs=1, batch_size=12,
@@ -84,7 +84,7 @@ def test_train_hidden_student_every_method_with_a_last_batch_of_one(tmp_course_d
 def test_train_hidden_student_loss_is_kd_plus_beta_times_the_hidden_term(tmp_course_dirs, method, feature_loss):
     """With lr = 0 and one batch, the recorded loss is the combined objective at the initial weights."""
     x, y = torch.rand(16, 1, 28, 28), torch.arange(16) % 10
-    tout = hidden.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
+    tout = distill.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
     beta, temperature, alpha = 3.0, 2.0, 0.7
     _, history = hidden.train_hidden_student(method, small_student, x, y, tout, epochs=1, beta=beta,
                                              temperature=temperature, alpha=alpha, pairs=PAIRS[method], lr=0.0,
@@ -101,7 +101,7 @@ def test_train_hidden_student_loss_is_kd_plus_beta_times_the_hidden_term(tmp_cou
 
 def test_train_hidden_student_leaves_the_global_rng_alone(tmp_course_dirs):
     x, y = torch.rand(8, 1, 28, 28), torch.arange(8) % 10
-    tout = hidden.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
+    tout = distill.teacher_outputs(models.CNNTeacher((4, 4, 4), 8), x, {"test": 1}, LAYERS)
     torch.manual_seed(123)
     expected = torch.rand(3)
     torch.manual_seed(123)
@@ -144,7 +144,7 @@ def models_never_move(monkeypatch):
 
 def test_teacher_outputs_moves_inputs_to_the_teachers_device(tmp_course_dirs, models_never_move):
     teacher = MetaRecorder()
-    out = hidden.teacher_outputs(teacher, torch.rand(5, 1, 4, 4), {"test": "meta"}, ["block1"], batch_size=2)
+    out = distill.teacher_outputs(teacher, torch.rand(5, 1, 4, 4), {"test": "meta"}, ["block1"], batch_size=2)
     assert teacher.seen == ["meta"] * 3 and teacher.anchor.device.type == "meta"
     assert out["logits"].shape == (5, 3) and out["block1"].device.type == "cpu"
 
@@ -154,7 +154,7 @@ def test_train_hidden_student_on_cuda(tmp_course_dirs):
     device = torch.device("cuda")
     x, y = torch.rand(25, 1, 28, 28), torch.arange(25) % 10
     teacher = models.CNNTeacher((4, 4, 4), 8).to(device)
-    tout = hidden.teacher_outputs(teacher, x, {"test": "cuda"}, LAYERS)
+    tout = distill.teacher_outputs(teacher, x, {"test": "cuda"}, LAYERS)
     assert tout["logits"].device.type == "cpu"
     for method in hidden.METHODS:
         student, history = hidden.train_hidden_student(method, lambda: small_student().to(device), x, y, tout,
