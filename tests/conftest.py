@@ -65,6 +65,16 @@ def one_thread():
 
 
 @pytest.fixture
+def models_never_move(monkeypatch):
+    """Any helper that moves a model (``.to``, ``.cuda``, ``.cpu``) fails the test: helpers move inputs."""
+    def refuse(self, *args, **kwargs):
+        raise AssertionError("a helper moved a model")
+
+    for name in ("to", "cuda", "cpu"):
+        monkeypatch.setattr(torch.nn.Module, name, refuse)
+
+
+@pytest.fixture
 def tmp_course_dirs(tmp_path, monkeypatch):
     """Point data, cache and results folders at a temporary place."""
     for name in ("DATA", "CACHE", "RESULTS"):

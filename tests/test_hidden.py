@@ -133,15 +133,6 @@ class MetaRecorder(nn.Module):
         return (logits, {"block1": torch.zeros(len(x), 2, 2, 2)}) if return_features else logits
 
 
-@pytest.fixture
-def models_never_move(monkeypatch):
-    def refuse(self, *args, **kwargs):
-        raise AssertionError("a helper moved a model")
-
-    for name in ("to", "cuda", "cpu"):
-        monkeypatch.setattr(nn.Module, name, refuse)
-
-
 def test_teacher_outputs_moves_inputs_to_the_teachers_device(tmp_course_dirs, models_never_move):
     teacher = MetaRecorder()
     out = distill.teacher_outputs(teacher, torch.rand(5, 1, 4, 4), {"test": "meta"}, ["block1"], batch_size=2)

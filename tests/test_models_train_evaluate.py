@@ -198,15 +198,6 @@ class MetaRecorder(nn.Module):
         return self.weight.expand(len(x), -1) + 0.0
 
 
-@pytest.fixture
-def models_never_move(monkeypatch):
-    def refuse(self, *args, **kwargs):
-        raise AssertionError("a helper moved a model")
-
-    for name in ("to", "cuda", "cpu"):
-        monkeypatch.setattr(nn.Module, name, refuse)
-
-
 def test_model_device_reads_the_first_parameter():
     assert evaluate.model_device(MetaRecorder()).type == "meta"
     assert evaluate.model_device(nn.ReLU()).type == "cpu"  # no parameters: the CPU
