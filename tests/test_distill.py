@@ -134,7 +134,7 @@ def test_report_renders_lesson02(tmp_path):
     text = report.render(tmp_path)
     assert "| 800-800 student, hard labels | 160.0 ± 10.0 | 146 |" in text
     assert "| 800-800 student, soft targets T=20 | 82.0 ± 2.0 | 74 |" in text
-    assert "97.0% after raising the class-3 bias by 3 on average" in text
+    assert "97.0% after raising the class-3 bias by 3.00 on average" in text
     (tmp_path / "README.md").write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nrest\n")
     assert report.updated_readme(tmp_path) == f"intro\n{report.BEGIN}\n{text}\n{report.END}\nrest\n"
 
