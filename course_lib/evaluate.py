@@ -84,11 +84,11 @@ class Timing:
 
     @property
     def q1(self) -> float:
-        return _quantile(self.wall, 0.25)
+        return quartiles(self.wall)[0]
 
     @property
     def q3(self) -> float:
-        return _quantile(self.wall, 0.75)
+        return quartiles(self.wall)[2]
 
     @property
     def iqr(self) -> float:
@@ -104,13 +104,12 @@ class Timing:
                 "cpu_median": self.cpu_median / per, "n": len(self.wall)}
 
 
-def _quantile(values: Sequence[float], q: float) -> float:
-    """Linear-interpolation quantile (numpy's default), written out so this module needs no numpy."""
-    ordered = sorted(values)
-    position = q * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
+    """``(q1, median, q3)`` of ``values`` with linear interpolation (numpy's default); one value gives it thrice."""
+    if len(values) == 1:
+        return (float(values[0]),) * 3
+    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
+    return q1, median, q3
 
 
 def time_calls(fn: Callable[[Any], object], inputs: Sequence[Any], warmup: int = 3) -> Timing:

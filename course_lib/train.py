@@ -79,56 +79,49 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
 
     generator = torch.Generator().manual_seed(seed)
     with config.seeded(seed):  # dropout masks: seeded, and the caller's RNG left untouched
-        return _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, schedule, generator,
-                         augment, x_val, y_val, device, progress, desc)
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
+        steps_per_epoch = (n + batch_size - 1) // batch_size
+        total_steps = epochs * steps_per_epoch
+        scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
+                     if schedule == "cosine" else None)
 
-
-def _fit_loop(model, x, targets, loss_fn, epochs, batch_size, lr, weight_decay, schedule, generator, augment,
-              x_val, y_val, device, progress, desc) -> History:
-    n = len(x)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    steps_per_epoch = (n + batch_size - 1) // batch_size
-    total_steps = epochs * steps_per_epoch
-    scheduler = (torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total_steps)
-                 if schedule == "cosine" else None)
-
-    if augment is not None and _takes_generator(augment):  # seeded augmentation repeats exactly
-        augment = functools.partial(augment, generator=generator)
-    history = History()
-    start = time.perf_counter()
-    bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
-    # Read the loss back (a GPU sync) and update the bar about 20 times an epoch, not every step.
-    every = max(1, steps_per_epoch // 20)
-    try:
-        for epoch in range(epochs):
-            model.train()
-            order = torch.randperm(n, generator=generator)
-            if device.type != "cpu":
-                order = order.to(device)
-            running = 0.0  # sum of loss * batch size: a float64 tensor where the loss lives, read back rarely
-            for step in range(steps_per_epoch):
-                idx = order[step * batch_size:(step + 1) * batch_size]
-                xb = x.index_select(0, idx)  # = x[idx], about twice as fast on the CPU
-                if augment is not None:
-                    xb = augment(xb)
-                loss = loss_fn(model(xb), *(t.index_select(0, idx) for t in targets))
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if scheduler is not None:
-                    scheduler.step()
-                running = running + loss.detach().double() * len(idx)
-                if (step + 1) % every == 0 or step + 1 == steps_per_epoch:
-                    _check_finite(running, epoch, step)
-                    bar.update(step + 1 - bar.n + epoch * steps_per_epoch)
-            history.loss.append(float(running) / n)
-            postfix = {"epoch": epoch + 1, "loss": f"{history.loss[-1]:.4f}"}
-            if x_val is not None and y_val is not None:
-                history.val_accuracy.append(accuracy(predict_logits(model, x_val), y_val))
-                postfix["val_acc"] = f"{history.val_accuracy[-1]:.4f}"
-            bar.set_postfix(postfix)
-    finally:
-        bar.close()
+        if augment is not None and _takes_generator(augment):  # seeded augmentation repeats exactly
+            augment = functools.partial(augment, generator=generator)
+        history = History()
+        start = time.perf_counter()
+        bar = tqdm(total=total_steps, desc=desc, disable=not progress, leave=False)
+        # Read the loss back (a GPU sync) and update the bar about 20 times an epoch, not every step.
+        every = max(1, steps_per_epoch // 20)
+        try:
+            for epoch in range(epochs):
+                model.train()
+                order = torch.randperm(n, generator=generator)
+                if device.type != "cpu":
+                    order = order.to(device)
+                running = 0.0  # sum of loss * batch size: a float64 tensor where the loss lives, read back rarely
+                for step in range(steps_per_epoch):
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    xb = x.index_select(0, idx)  # = x[idx], about twice as fast on the CPU
+                    if augment is not None:
+                        xb = augment(xb)
+                    loss = loss_fn(model(xb), *(t.index_select(0, idx) for t in targets))
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    if scheduler is not None:
+                        scheduler.step()
+                    running = running + loss.detach().double() * len(idx)
+                    if (step + 1) % every == 0 or step + 1 == steps_per_epoch:
+                        _check_finite(running, epoch, step)
+                        bar.update(step + 1 - bar.n + epoch * steps_per_epoch)
+                history.loss.append(float(running) / n)
+                postfix = {"epoch": epoch + 1, "loss": f"{history.loss[-1]:.4f}"}
+                if x_val is not None and y_val is not None:
+                    history.val_accuracy.append(accuracy(predict_logits(model, x_val), y_val))
+                    postfix["val_acc"] = f"{history.val_accuracy[-1]:.4f}"
+                bar.set_postfix(postfix)
+        finally:
+            bar.close()
     model.eval()
     history.seconds = time.perf_counter() - start
     return history

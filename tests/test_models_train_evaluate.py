@@ -235,3 +235,11 @@ def test_fit_and_predict_logits_on_cuda():
         cpu_model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
     train.fit(cpu_model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
     torch.testing.assert_close(logits, evaluate.predict_logits(cpu_model, x), atol=1e-2, rtol=1e-2)
+
+
+def test_quartiles_match_numpy_linear_percentiles():
+    import numpy as np
+
+    for values in ([3.0], [2.0, 9.0], [5.0, 1.0, 4.0], [0.3, 7.1, 2.2, 9.9, 4.4, 1.0, 8.5]):
+        expected = np.percentile(values, [25, 50, 75])
+        assert evaluate.quartiles(values) == pytest.approx(tuple(expected))

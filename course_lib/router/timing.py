@@ -5,13 +5,12 @@ Built on :func:`course_lib.evaluate.time_calls` and :func:`course_lib.evaluate.t
 """
 from __future__ import annotations
 
-import statistics
 from contextlib import contextmanager
 from typing import Callable, Mapping, Sequence
 
 import torch
 
-from ..evaluate import Timing, time_calls, time_interleaved
+from ..evaluate import Timing, quartiles, time_calls, time_interleaved
 
 
 @contextmanager
@@ -108,6 +107,6 @@ def benchmark_interleaved(predict_fns: Mapping[str, Callable[[list[str]], object
     if baseline is not None:
         for name, timing in timings.items():
             ratios = [b / t for b, t in zip(timings[baseline].wall, timing.wall)]
-            q1, median, q3 = statistics.quantiles(ratios, n=4, method="inclusive") if len(ratios) > 1 else ratios * 3
+            q1, median, q3 = quartiles(ratios)
             out[name]["speedup"] = {"median": median, "q1": q1, "q3": q3}
     return out
