@@ -21,7 +21,10 @@ Also here: :func:`edge_cases` (a fixed, tagged suite of hard emails) and
 """
 from __future__ import annotations
 
+import codecs
+import contextlib
 import csv
+import io
 import json
 import random
 from dataclasses import dataclass, field
@@ -239,12 +242,62 @@ def edge_cases() -> list[EdgeCase]:
     return cases
 
 
+def _decode_csv(path: Path) -> str:
+    """The file's text: UTF-16 when it starts with a byte-order mark, else UTF-8; never a guess."""
+    data = path.read_bytes()
+    utf16 = data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if not utf16 and b"\x00" in data:
+        raise ValueError(f"{path.name} holds NUL bytes: it looks like UTF-16 without a byte-order mark; "
+                         "save it as UTF-8 (in Excel: 'CSV UTF-8') and load it again")
+    encoding = "utf-16" if utf16 else "utf-8-sig"
+    try:
+        return data.decode(encoding)
+    except UnicodeDecodeError as err:
+        line = data[:err.start].decode(encoding, "replace").count("\n") + 1
+        raise ValueError(f"{path.name} is not {'UTF-16' if utf16 else 'UTF-8'}: byte 0x{data[err.start]:02x} "
+                         f"at file line {line} (a Latin-1 or Windows-1252 export?): save it as UTF-8 "
+                         "(in Excel: 'CSV UTF-8') and load it again") from None
+
+
+@contextlib.contextmanager
+def _csv_field_limit(limit: int):
+    """Let csv read fields up to ``limit`` characters (its default is 128 KB), then restore the old limit."""
+    before = csv.field_size_limit(min(limit, 2 ** 31 - 1))
+    try:
+        yield
+    finally:
+        csv.field_size_limit(before)
+
+
+def _column(header: list[str], column: str, name: str) -> int:
+    """The index of ``column`` in the header; missing or repeated is a ``ValueError``."""
+    count = header.count(column)
+    if count == 0:
+        raise ValueError(f"{name}: no column {column!r}; the header has {header}")
+    if count > 1:
+        raise ValueError(f"{name}: column {column!r} appears {count} times in the header {header}: "
+                         "rename the copies so it is clear which one to read")
+    return header.index(column)
+
+
+def _label(raw: str, queues: Sequence[str], where: str) -> int:
+    """A label written as a queue name (any case) or as an int in ``[0, len(queues))``."""
+    lookup = {q.lower(): i for i, q in enumerate(queues)}
+    if raw.lower() in lookup:
+        return lookup[raw.lower()]
+    if raw.isascii() and raw.isdigit() and int(raw) < len(queues):
+        return int(raw)
+    raise ValueError(f"{where}: unknown label {raw!r}; expected one of {list(queues)} "
+                     f"or an int in [0, {len(queues)})")
+
+
 def load_email_csv(path: str | Path, text_column: str = "text", label_column: str = "label",
                    queues: Sequence[str] = QUEUES) -> tuple[list[str], np.ndarray]:
     """Load your own labelled emails from a CSV file (introduced in lesson 04).
 
     Args:
-        path: a UTF-8 CSV file with a header row.
+        path: a CSV file with a header row, in UTF-8 (or UTF-16 with a byte-order mark).
+            Fields of any length are read (csv's own 128 KB limit is lifted for this call only).
         text_column: the column holding the email text.
         label_column: the column holding the label: a queue name from ``queues``
             (case-insensitive) or an int in ``[0, len(queues))``.
@@ -254,37 +307,40 @@ def load_email_csv(path: str | Path, text_column: str = "text", label_column: st
         ``(texts, labels)``: a list of ``n`` strings and an int64 array of shape ``(n,)``.
 
     Raises:
-        ValueError: a missing column, an empty text, or a missing or unknown label; the
-            message names the data row (1 = first row after the header) and its file line.
+        ValueError: another encoding (Latin-1, ...), an empty file or no data rows, a missing or
+            repeated column, a row with more fields than the header (an unquoted comma in the
+            text), an empty text, or a missing or unknown label; the message names the data row
+            (1 = first row after the header) and its file line.
         FileNotFoundError: no such file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such CSV file: {path}")
-    lookup = {q.lower(): i for i, q in enumerate(queues)}
+    content = _decode_csv(path)
     texts: list[str] = []
     labels: list[int] = []
-    with path.open(newline="", encoding="utf-8-sig") as handle:
-        reader = csv.DictReader(handle)
-        columns = reader.fieldnames or []
-        for column in (text_column, label_column):
-            if column not in columns:
-                raise ValueError(f"{path.name}: no column {column!r}; the header has {list(columns)}")
-        for row_number, row in enumerate(reader, start=1):
-            where = f"{path.name}, row {row_number} (file line {reader.line_num})"
-            text = (row.get(text_column) or "").strip()
+    with _csv_field_limit(len(content) + 1):
+        reader = csv.reader(io.StringIO(content, newline=""))
+        header = next(reader, None)
+        if header is None:
+            raise ValueError(f"{path.name} is empty: expected a header row ({text_column},{label_column}) "
+                             "and one row per email")
+        t, y = _column(header, text_column, path.name), _column(header, label_column, path.name)
+        for row in reader:
+            if not row:  # a blank line
+                continue
+            where = f"{path.name}, row {len(texts) + 1} (file line {reader.line_num})"
+            if len(row) > len(header):
+                raise ValueError(f"{where} has {len(row)} fields, expected {len(header)}: quote the text field "
+                                 '("I was charged twice, please refund me") when it holds a comma')
+            text = row[t].strip() if t < len(row) else ""
             if not text:
                 raise ValueError(f"{where}: the {text_column!r} column is empty")
-            raw = (row.get(label_column) or "").strip()
+            raw = row[y].strip() if y < len(row) else ""
             if not raw:
                 raise ValueError(f"{where}: the {label_column!r} column is empty (missing label)")
-            if raw.lower() in lookup:
-                label = lookup[raw.lower()]
-            elif raw.lstrip("-").isdigit() and 0 <= int(raw) < len(queues):
-                label = int(raw)
-            else:
-                raise ValueError(f"{where}: unknown label {raw!r}; expected one of {list(queues)} "
-                                 f"or an int in [0, {len(queues)})")
+            labels.append(_label(raw, queues, where))
             texts.append(text)
-            labels.append(label)
+    if not texts:
+        raise ValueError(f"{path.name} has a header but no data rows: nothing to load")
     return texts, np.array(labels, dtype=np.int64)

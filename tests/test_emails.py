@@ -160,3 +160,66 @@ def test_generator_output_is_pinned(n, seed, style, expected):
 
 def test_edge_cases_are_pinned():
     assert _digest(edge_cases()) == "bb5b3d8811183e00f90db8cbc4d9a9e9add374fd446f963fcc9cdee0df2b2563"
+
+
+# ---- CSV loader: nothing wrong is used silently (issue 9) --------------------------
+def write_bytes(tmp_path, data):
+    path = tmp_path / "mail.csv"
+    path.write_bytes(data)
+    return path
+
+
+def test_csv_unquoted_comma_is_reported_not_cut(tmp_path):
+    """With the label first, an unquoted comma used to cut the email at the comma, silently."""
+    path = write(tmp_path, "label,text\nbilling,Charged twice\ndelivery,Where is my parcel?\n"
+                           "refund,I was charged twice, please refund me\nother,hi\n")
+    with pytest.raises(ValueError, match=r"row 3 \(file line 4\) has 3 fields, expected 2: quote"):
+        load_email_csv(path)
+
+
+def test_csv_utf16_with_bom_is_read(tmp_path):
+    content = "text,label\nCaf\u00e9 bill wrong,billing\nWo ist mein Paket?,delivery\n"
+    for encoding in ("utf-16", "utf-16-be"):
+        data = ("\ufeff" + content).encode(encoding) if encoding == "utf-16-be" else content.encode(encoding)
+        texts, labels = load_email_csv(write_bytes(tmp_path, data))
+        assert texts == ["Caf\u00e9 bill wrong", "Wo ist mein Paket?"] and labels.tolist() == [0, 1]
+
+
+def test_csv_latin1_is_a_clear_error(tmp_path):
+    data = "text,label\nhello,billing\nwhere is it,delivery\nCaf\u00e9 bill wrong,billing\n".encode("latin-1")
+    with pytest.raises(ValueError, match=r"not UTF-8: byte 0xe9 at file line 4 .*save it as UTF-8"):
+        load_email_csv(write_bytes(tmp_path, data))
+
+
+def test_csv_utf16_without_bom_is_a_clear_error(tmp_path):
+    data = "text,label\nhello,billing\n".encode("utf-16-le")
+    with pytest.raises(ValueError, match="UTF-16"):
+        load_email_csv(write_bytes(tmp_path, data))
+
+
+def test_csv_long_field_is_read(tmp_path):
+    """A field over csv's default 128 KB limit is read whole, and the limit is restored afterwards."""
+    import csv
+    long_text = "quoted thread " * 20_000  # 280 KB
+    before = csv.field_size_limit()
+    path = write(tmp_path, f'text,label\nshort,billing\n"{long_text}",refund\nhi,other\n')
+    texts, labels = load_email_csv(path)
+    assert texts == ["short", long_text.strip(), "hi"] and labels.tolist() == [0, 2, 5]
+    assert csv.field_size_limit() == before
+
+
+def test_csv_duplicate_column_is_a_clear_error(tmp_path):
+    path = write(tmp_path, "text,label,text\nhi,billing,charged twice\nparcel,delivery,late\n")
+    with pytest.raises(ValueError, match="column 'text' appears 2 times"):
+        load_email_csv(path)
+    other = write(tmp_path, "text,label,,\nhi,billing,,\n")  # unused duplicate (empty) columns are fine
+    assert load_email_csv(other)[0] == ["hi"]
+
+
+@pytest.mark.parametrize("content, words", [("text,label\n", "header but no data rows"),
+                                             ("text,label\n\n\n", "header but no data rows"),
+                                             ("", "empty")])
+def test_csv_without_rows_is_a_clear_error(tmp_path, content, words):
+    with pytest.raises(ValueError, match=words):
+        load_email_csv(write(tmp_path, content))
+
