@@ -3,11 +3,13 @@
 Each ``check_*`` takes the learner's function and returns ``True`` (with a success
 line), returns ``False`` (printing ``not implemented yet: ...``) while the function
 still raises ``NotImplementedError``, or raises ``AssertionError`` with what was wrong
-and a hint. Graders call :func:`run_check`, which never raises. The checks of each
-lesson live in ``checks/lessonNN.py``; all are importable from here.
+and a hint. Graders call :func:`run_check`, which returns a result instead (in a
+separate process where ``os.fork`` exists; ``_core``'s docstring says what each path
+protects against). The checks of each lesson live in ``checks/lessonNN.py``; all are
+importable from here.
 """
-from ._core import (TIME_LIMIT_S, CheckResult, assert_close, assert_not_in_place, call_learner, learner_check,
-                    run_check)
+from ._core import (MESSAGE_LIMIT, RUN_CHECK_TIME_LIMIT_S, TIME_LIMIT_FACTOR, TIME_LIMIT_S, CheckResult,
+                    assert_close, assert_not_in_place, call_learner, learner_check, run_check)
 from .lesson00 import check_count_errors, check_stable_softmax
 from .lesson02 import (check_choose_class_bias, check_distillation_loss, check_kd_loss,
                        check_softmax_with_temperature)
@@ -15,7 +17,8 @@ from .lesson03 import check_attention_map, check_fitnets, check_hint_loss
 from .lesson04 import check_median_latency, check_soft_label_loss, check_soft_targets
 
 __all__ = [
-    "TIME_LIMIT_S", "CheckResult", "assert_close", "assert_not_in_place", "call_learner", "learner_check", "run_check",
+    "TIME_LIMIT_S", "TIME_LIMIT_FACTOR", "RUN_CHECK_TIME_LIMIT_S", "MESSAGE_LIMIT", "CheckResult", "assert_close",
+    "assert_not_in_place", "call_learner", "learner_check", "run_check",
     "check_count_errors", "check_stable_softmax",
     "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss", "check_choose_class_bias",
     "check_attention_map", "check_hint_loss", "check_fitnets",
