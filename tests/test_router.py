@@ -2,6 +2,7 @@
 import os
 import shutil
 import hashlib
+import json
 import socket
 
 import numpy as np
@@ -10,6 +11,7 @@ import torch
 
 from course_lib import router
 from course_lib.router import MINILM_SHA256, NgramStudent, TextTeacher
+from course_lib.router._inputs import as_texts
 
 
 # ---- reference functions ------------------------------------------------------
@@ -188,6 +190,93 @@ def test_student_bad_inputs():
     with pytest.raises(ValueError, match="not a str"):
         student.predict(["ok", None])
 
+
+
+@pytest.mark.parametrize("bigrams", [True, False])
+def test_student_predicts_nothing_for_no_texts(bigrams):
+    """No texts in, no rows out (it used to return one row for an empty list)."""
+    student = NgramStudent(3, num_buckets=64, bigrams=bigrams)
+    ids, offsets = student.featurize([])
+    assert ids.shape == (0,) and offsets.shape == (0,)
+    assert student.predict([]).shape == (0,)
+    assert student.predict_proba([]).shape == (0, 3)
+    assert student.predict_logits([]).shape == (0, 3)
+    # and a batch still gives one row per text, the empty text included
+    assert student.predict_logits(["a b", "", "c"]).shape == (3, 3)
+
+
+def test_student_refuses_to_fit_on_nothing():
+    student = NgramStudent(3, num_buckets=64)
+    before = student.linear.weight.detach().clone()
+    with pytest.raises(ValueError, match="no texts to train on"):
+        student.fit([], [], progress=False)
+    with pytest.raises(ValueError, match="no texts to train on"):
+        student.fit([], np.zeros((0, 3)), progress=False)
+    assert torch.equal(student.linear.weight, before)
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("num_buckets", 2 ** 30, "num_buckets must be an int in \\[1, 16777216\\], got 1073741824"),
+    ("embedding_dim", 0, "embedding_dim must be an int"),
+    ("num_classes", "3", "num_classes must be an int .* got '3'"),
+    ("bigrams", "yes", "bigrams must be true or false"),
+    ("lr", -0.1, "lr must be a number in"),
+    ("weight_decay", float("nan"), "weight_decay must be a number in"),
+    ("epochs", 2.5, "epochs must be an int"),
+    ("batch_size", True, "batch_size must be an int"),
+    ("seed", -1, "seed must be an int"),
+    ("hidden_layers", 3, "unknown field.*hidden_layers"),
+])
+def test_student_load_validates_config(tmp_path, field, value, words):
+    """A saved student's config is checked, field by field, before anything is allocated."""
+    folder = NgramStudent(3, num_buckets=512, embedding_dim=4).save(tmp_path / "student")
+    config = json.loads((folder / "config.json").read_text())
+    config[field] = value
+    (folder / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match=words) as info:
+        NgramStudent.load(folder)
+    assert "config.json" in str(info.value)
+
+
+def test_student_load_checks_config_against_weights(tmp_path):
+    folder = NgramStudent(3, num_buckets=512, embedding_dim=4).save(tmp_path / "student")
+    config = json.loads((folder / "config.json").read_text())
+    for bad in ({**config, "num_buckets": 256}, {k: v for k, v in config.items() if k != "seed"},
+                {**config, "num_buckets": 2 ** 20, "embedding_dim": 1024}):
+        (folder / "config.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match="num_buckets|missing field.*seed|embedding table"):
+            NgramStudent.load(folder)
+    (folder / "config.json").write_text("[1, 2]")
+    with pytest.raises(ValueError, match="JSON object"):
+        NgramStudent.load(folder)
+    (folder / "config.json").write_text('{"num_classes": 3,')
+    with pytest.raises(ValueError, match="config.json: not a valid JSON file"):
+        NgramStudent.load(folder)
+
+
+def test_as_texts_replaces_lone_surrogates_once():
+    """A lone surrogate becomes U+FFFD with one warning; a split pair is joined; the caller's list is kept."""
+    texts = ["ok", "refund \ud800 please", "fine \udc00 and \ud801", "pair \ud83d\ude00"]
+    original = list(texts)
+    with pytest.warns(UnicodeWarning, match="2 texts .*first: row 1") as record:
+        out = as_texts(texts)
+    assert len(record) == 1
+    assert out == ["ok", "refund \ufffd please", "fine \ufffd and \ufffd", "pair \U0001F600"]
+    assert texts == original
+
+
+def test_lone_surrogate_reaches_no_tokenizer():
+    """The teacher's tokenizer raises a bare TypeError on a lone surrogate; as_texts cleans it first."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(router.packaged_encoder_path(), local_files_only=True)
+    with pytest.warns(UnicodeWarning):
+        texts = as_texts(["hello", "refund \ud800 please"])
+    assert len(tokenizer(texts)["input_ids"]) == 2
+    student = NgramStudent(3, num_buckets=64)
+    with pytest.warns(UnicodeWarning):
+        logits = student.predict_logits(["hello", "refund \ud800 please"])
+    np.testing.assert_array_equal(logits, student.predict_logits(["hello", "refund \ufffd please"]))
 
 def test_student_is_small_and_fast():
     student = NgramStudent(6)

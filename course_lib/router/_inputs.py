@@ -1,19 +1,40 @@
 """Input validation shared by the router's teacher and student (lesson 04)."""
 from __future__ import annotations
 
+import re
+import warnings
 from typing import Sequence
 
 import numpy as np
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
 
 def as_texts(texts: Sequence[str]) -> list[str]:
-    """``texts`` as a list of str; a single string or a non-str item raises ``ValueError``."""
+    """``texts`` as a new list of str, safe for any tokenizer (lesson 04; the teacher and student both use it).
+
+    A single string or a non-str item raises ``ValueError`` naming the row. Lone UTF-16 surrogates
+    (``"refund \\ud800 please"``, e.g. from a truncated emoji) cannot be encoded and crash the
+    teacher's tokenizer: they are *replaced* by U+FFFD, with one ``UnicodeWarning`` per call naming
+    how many texts and the first row; a split but complete pair is joined into its character.
+    The caller's list and strings are never modified.
+    """
     if isinstance(texts, str):
         raise ValueError("expected a list of texts, got a single string: wrap it as [text]")
     texts = list(texts)
     for i, text in enumerate(texts):
         if not isinstance(text, str):
             raise ValueError(f"text {i} is a {type(text).__name__}, not a str")
+    replaced = []
+    for i in [i for i, text in enumerate(texts) if _SURROGATE.search(text)]:
+        clean = texts[i].encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+        if clean.count("\ufffd") > texts[i].count("\ufffd"):
+            replaced.append(i)
+        texts[i] = clean
+    if replaced:
+        warnings.warn(f"{len(replaced)} text{'s' if len(replaced) > 1 else ''} (first: row {replaced[0]}) held "
+                      "lone surrogates, which no tokenizer can read: replaced them with U+FFFD",
+                      UnicodeWarning, stacklevel=2)
     return texts
 
 

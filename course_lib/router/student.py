@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import tempfile
 from itertools import chain
 from pathlib import Path
@@ -52,6 +53,59 @@ def bigram_hashes(first: np.ndarray, second: np.ndarray) -> np.ndarray:
     """64-bit hashes of word pairs from the two words' full 64-bit hashes (``uint64`` arrays)."""
     with np.errstate(over="ignore"):
         return mix64(first.astype(np.uint64) * _BIGRAM_MULT + second.astype(np.uint64))
+
+
+#: The range each field of a saved student's ``config.json`` may take: (type, lowest, highest).
+#: The upper bounds are far above any student this course trains, and keep a bad file from
+#: asking for an absurd allocation.
+CONFIG_LIMITS: dict[str, tuple[type, float, float]] = {
+    "num_classes": (int, 2, 100_000), "num_buckets": (int, 1, 2 ** 24), "embedding_dim": (int, 1, 1024),
+    "bigrams": (bool, 0, 1), "epochs": (int, 0, 100_000), "batch_size": (int, 1, 2 ** 20),
+    "lr": (float, 1e-8, 10.0), "weight_decay": (float, 0.0, 10.0), "seed": (int, 0, 2 ** 63 - 1),
+}
+_MAX_TABLE = 2 ** 27  # floats in the embedding table (512 MB)
+
+
+def _field_ok(value, kind: type, low: float, high: float) -> bool:
+    if kind is bool:
+        return isinstance(value, bool)
+    if isinstance(value, bool) or not isinstance(value, (int, float) if kind is float else int):
+        return False
+    return math.isfinite(value) and low <= value <= high
+
+
+def _check_config(config, source: str | Path = "config") -> dict:
+    """A saved student's config, checked field by field (lesson 04); a ``ValueError`` names the bad field."""
+    if not isinstance(config, dict):
+        raise ValueError(f"{source}: expected a JSON object of settings, got {type(config).__name__}")
+    unknown, missing = sorted(set(config) - set(CONFIG_LIMITS)), sorted(set(CONFIG_LIMITS) - set(config))
+    if unknown or missing:
+        raise ValueError(f"{source}: unknown fields {unknown}, missing fields {missing}; "
+                         f"expected exactly {list(CONFIG_LIMITS)}")
+    for name, (kind, low, high) in CONFIG_LIMITS.items():
+        if not _field_ok(config[name], kind, low, high):
+            wanted = "true or false" if kind is bool else (
+                f"{'an int' if kind is int else 'a number'} in [{low}, {high}]")
+            raise ValueError(f"{source}: {name} must be {wanted}, got {config[name]!r}")
+    if config["num_buckets"] * config["embedding_dim"] > _MAX_TABLE:
+        raise ValueError(f"{source}: num_buckets x embedding_dim = {config['num_buckets'] * config['embedding_dim']} "
+                         f"floats in the embedding table, more than {_MAX_TABLE}: is this file a student's?")
+    return dict(config)
+
+
+def _read_config(path: Path) -> dict:
+    """``config.json`` of a saved student, parsed and checked by :func:`_check_config`."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not a valid JSON file ({err})") from None
+    return _check_config(config, path)
+
+
+def _weight_shapes(config: dict) -> dict:
+    """The shapes of a student's state dict for a given config."""
+    return {"embedding.weight": (config["num_buckets"], config["embedding_dim"]),
+            "linear.weight": (config["num_classes"], config["embedding_dim"]), "linear.bias": (config["num_classes"],)}
 
 
 class NgramStudent(nn.Module):
@@ -107,13 +161,13 @@ class NgramStudent(nn.Module):
         buckets = np.uint64(self.num_buckets)
         uni = (h % buckets).astype(np.int64)
         if not self.bigrams:
-            offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+            offsets = np.cumsum(lengths) - lengths  # each bag's start; none for no texts
             return torch.from_numpy(uni), torch.from_numpy(offsets.astype(np.int64))
         # Bag i holds its L_i unigrams, then its max(L_i - 1, 0) bigrams: place both directly.
         n_bi = np.maximum(lengths - 1, 0)
         bag_sizes = lengths + n_bi
-        bag_start = np.concatenate([[0], np.cumsum(bag_sizes)[:-1]])
-        uni_start = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        bag_start = np.cumsum(bag_sizes) - bag_sizes
+        uni_start = np.cumsum(lengths) - lengths
         doc = np.repeat(np.arange(len(texts)), lengths)
         ids = np.empty(int(bag_sizes.sum()), dtype=np.int64)
         ids[np.arange(len(uni)) - uni_start[doc] + bag_start[doc]] = uni
@@ -133,9 +187,12 @@ class NgramStudent(nn.Module):
     def fit(self, texts: Sequence[str], targets, epochs: int | None = None, progress: bool = True) -> "NgramStudent":
         """Train on int labels ``(n,)`` or on probability rows ``(n, num_classes)`` (soft targets).
 
-        Hard labels use cross-entropy; probability rows use :func:`soft_label_loss`.
+        Hard labels use cross-entropy; probability rows use :func:`soft_label_loss`. No texts is a
+        ``ValueError`` (training on nothing would return an untrained student as if trained).
         """
         texts = as_texts(texts)
+        if not texts:
+            raise ValueError("no texts to train on: fit needs at least one text and its target")
         soft = as_targets(targets, len(texts), self.num_classes)
         y = torch.from_numpy(soft)
         ids, offsets = self.featurize(texts)
@@ -205,12 +262,26 @@ class NgramStudent(nn.Module):
 
     @classmethod
     def load(cls, directory: str | Path) -> "NgramStudent":
-        """Load a student written by :meth:`save`."""
+        """Load a student written by :meth:`save`.
+
+        The config is checked before anything is allocated (a file asking for ``2**30`` buckets
+        would otherwise try a 51 GB table): every field's type and range (:data:`CONFIG_LIMITS`),
+        the table's size, and the weights' shapes as the safetensors header states them.
+        """
+        from safetensors import safe_open
         from safetensors.torch import load_file
 
         directory = Path(directory)
-        student = cls(**json.loads((directory / "config.json").read_text()))
-        student.load_state_dict(load_file(str(directory / "model.safetensors")))
+        config = _read_config(directory / "config.json")
+        weights = str(directory / "model.safetensors")
+        with safe_open(weights, framework="pt") as f:
+            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        expected = _weight_shapes(config)
+        if shapes != expected:
+            raise ValueError(f"{weights}: the weights have shapes {shapes}, but config.json (num_classes, "
+                             f"num_buckets, embedding_dim) asks for {expected}: the two files do not belong together")
+        student = cls(**config)
+        student.load_state_dict(load_file(weights))
         return student.eval()
 
     def disk_bytes(self) -> int:
