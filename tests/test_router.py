@@ -323,7 +323,7 @@ def test_teacher_loads_offline_and_embeds(no_network, tmp_path, monkeypatch):
             hidden = teacher.encoder(**enc).last_hidden_state[0]
         mean = hidden.mean(0).numpy()
         np.testing.assert_allclose(row, mean / np.linalg.norm(mean), atol=1e-5)
-    assert len(list((tmp_path / "embeddings").glob("*.npy"))) == 1  # cached on disk
+    assert len(list(tmp_path.glob("embeddings-*.pt"))) == 1  # cached on disk, verified by course_lib.cache
     np.testing.assert_array_equal(teacher.embed(texts), emb)
     sim = teacher.embed(["I was billed two times", "My package is late"]) @ emb.T
     assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]  # a pretrained encoder knows paraphrases

