@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup test lint unit notebooks exercises course course-fast lab bench clean-outputs
+.PHONY: setup test lint unit notebooks exercises course course-fast lab ui-test bench clean-outputs
 
 setup: $(VENV)/.installed
 
@@ -45,8 +45,25 @@ course: setup
 course-fast: setup
 	COURSE_FAST=1 $(PY) -m course_lib.run_course
 
+# JupyterLab with the course's settings (jupyter/labconfig, added to the user's own): widget messages wait for
+# the running cell instead of reaching the kernel on a second thread beside it ("commsOverSubshells" disabled).
 lab: setup
-	$(VENV)/bin/jupyter lab --notebook-dir=.
+	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --notebook-dir=.
+
+# Lesson 01's explorer in a real JupyterLab in headless Chromium, screenshots in build/ui/. The browser is
+# Debian's chromium package (installed here when missing; apt needs root, so sudo when we are not root),
+# driven by Playwright from PyPI (pinned in tests/ui/requirements.txt); Playwright's own browser download is not used.
+UI_CHROMIUM ?= /usr/lib/chromium/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+ui-test: setup $(VENV)/.ui-installed
+	test -x $(UI_CHROMIUM) || { $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	$(PY) tests/ui/ui_lesson01.py --chromium $(UI_CHROMIUM)
+
+$(VENV)/.ui-installed: tests/ui/requirements.txt $(VENV)/.installed
+	$(PIP) install -r tests/ui/requirements.txt
+	touch $@
 
 bench: setup
 	$(PY) bench/data_pipeline.py

@@ -119,9 +119,9 @@ def temperature_explorer(images: torch.Tensor, logits: torch.Tensor, labels: tor
     """
     options = sorted(set(EXPLORER_TEMPERATURES) | {float(temperature)})
     temperature_slider = widgets.SelectionSlider(options=[(f"{t:g}", t) for t in options], value=float(temperature),
-                                                 description="temperature")
+                                                 description="temperature", style={"description_width": "initial"})
     index_slider = widgets.IntSlider(value=index, min=0, max=len(images) - 1, description="digit #",
-                                     continuous_update=False)
+                                     continuous_update=False, style={"description_width": "initial"})
     lock = threading.Lock()
 
     def png() -> bytes:
