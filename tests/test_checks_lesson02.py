@@ -10,7 +10,7 @@ import torch.nn.functional as F
 
 from course_lib.checks._core import run_check
 from course_lib.checks.lesson02 import (
-    _STUDENT, _TEACHER, HINTS, _kd_variants, check_distillation_loss, check_kd_loss,
+    _STUDENT, _TEACHER, BIAS_HINTS, HINTS, _kd_variants, check_choose_class_bias, check_distillation_loss, check_kd_loss,
     check_softmax_with_temperature,
 )
 from course_lib.losses import distillation_loss, kd_loss, softmax_with_temperature
@@ -236,3 +236,138 @@ def dl_log_of_softmax(student_logits, teacher_logits, labels, temperature, alpha
 ])
 def test_distillation_check_hints(fn, keys):
     assert_hints(check_distillation_loss, fn, *keys)
+
+
+def kd_teacher_not_detached(student_logits, teacher_logits, temperature):
+    log_s, log_t = _lp(student_logits, temperature), _lp(teacher_logits, temperature)
+    return (log_t.exp() * (log_t - log_s)).sum(-1).mean() * temperature**2
+
+
+def kd_kl_div_teacher_not_detached(student_logits, teacher_logits, temperature):
+    return F.kl_div(_lp(student_logits, temperature), _p(teacher_logits, temperature),
+                    reduction="batchmean") * temperature**2
+
+
+def dl_teacher_not_detached(student_logits, teacher_logits, labels, temperature, alpha):
+    return (alpha * kd_teacher_not_detached(student_logits, teacher_logits, temperature)
+            + (1 - alpha) * F.cross_entropy(student_logits, labels))
+
+
+@pytest.mark.parametrize("check,fn", [
+    (check_kd_loss, kd_teacher_not_detached),
+    (check_kd_loss, kd_kl_div_teacher_not_detached),
+    (check_distillation_loss, dl_teacher_not_detached),
+])
+def test_a_teacher_that_is_not_detached_is_caught(check, fn):
+    assert_hints(check, fn, "kd_teacher_grad")
+
+
+# --- choose_class_bias: the whole class of each mistake -----------------------------------------
+
+def cb_reference(logits, labels, cls, candidates):
+    best, best_correct = None, -1
+    for bias in candidates:
+        shifted = logits.clone()
+        shifted[:, cls] += bias
+        correct = int((shifted.argmax(dim=1) == labels).sum())
+        if correct > best_correct:
+            best, best_correct = float(bias), correct
+    return best
+
+
+def _counts(logits, labels, cls, candidates, sign=1.0):
+    out = []
+    for bias in candidates:
+        shifted = logits.clone()
+        shifted[:, cls] += sign * bias
+        out.append(int((shifted.argmax(dim=1) == labels).sum()))
+    return out
+
+
+def cb_index(logits, labels, cls, candidates):
+    counts = _counts(logits, labels, cls, candidates)
+    return counts.index(max(counts))
+
+
+def cb_count(logits, labels, cls, candidates):
+    return max(_counts(logits, labels, cls, candidates))
+
+
+def cb_accuracy(logits, labels, cls, candidates):
+    return max(_counts(logits, labels, cls, candidates)) / len(labels)
+
+
+def cb_in_place(logits, labels, cls, candidates):
+    best, best_correct = None, -1
+    for bias in candidates:
+        logits[:, cls] += bias
+        correct = int((logits.argmax(dim=1) == labels).sum())
+        if correct > best_correct:
+            best, best_correct = float(bias), correct
+    return best
+
+
+def cb_skip_first(logits, labels, cls, candidates):
+    best, best_correct = candidates[0], _counts(logits, labels, cls, candidates[:1])[0] * 0
+    for bias in candidates[1:]:
+        correct = _counts(logits, labels, cls, [bias])[0]
+        if correct > best_correct:
+            best, best_correct = bias, correct
+    return best
+
+
+def cb_range_from_one(logits, labels, cls, candidates):
+    counts = _counts(logits, labels, cls, candidates)
+    best = 1
+    for i in range(1, len(candidates)):
+        if counts[i] > counts[best]:
+            best = i
+    return candidates[best]
+
+
+def cb_skip_last(logits, labels, cls, candidates):
+    return cb_reference(logits, labels, cls, candidates[:-1])
+
+
+def cb_largest_tie(logits, labels, cls, candidates):
+    counts = _counts(logits, labels, cls, candidates)
+    return max(b for b, c in zip(candidates, counts) if c == max(counts))
+
+
+def cb_class_only(logits, labels, cls, candidates):
+    ones = labels == cls
+    return cb_reference(logits[ones], labels[ones], cls, candidates)
+
+
+def cb_subtract(logits, labels, cls, candidates):
+    counts = _counts(logits, labels, cls, candidates, sign=-1.0)
+    return candidates[counts.index(max(counts))]
+
+
+def cb_fixed_class(logits, labels, cls, candidates):
+    return cb_reference(logits, labels, 1, candidates)
+
+
+@pytest.mark.parametrize("fn,key", [
+    (cb_index, "cb_index"),
+    (cb_count, "cb_count"),
+    (cb_accuracy, "cb_accuracy"),
+    (cb_in_place, "cb_in_place"),
+    (cb_skip_first, "cb_skip_first"),
+    (cb_range_from_one, "cb_skip_first"),
+    (cb_skip_last, "cb_skip_last"),
+    (cb_largest_tie, "cb_largest_tie"),
+    (cb_class_only, "cb_class_only"),
+    (cb_subtract, "cb_subtract"),
+    (cb_fixed_class, "cb_wrong_column"),
+])
+def test_choose_class_bias_names_each_mistake(fn, key):
+    with pytest.raises(AssertionError) as info:
+        check_choose_class_bias(fn)
+    message = str(info.value)
+    assert [k for k, text in BIAS_HINTS.items() if text in message] == [key], message
+
+
+def test_choose_class_bias_accepts_the_reference_and_a_tensor_answer():
+    assert check_choose_class_bias(cb_reference) is True
+    assert check_choose_class_bias(lambda *a: torch.tensor(cb_reference(*a))) is True

@@ -54,6 +54,9 @@ HINTS: dict[str, str] = {
                       "(adding a small eps inside the log gives a wrong value instead).",
     "kd_no_grad": "No gradient reached student_logits: build the loss from student_logits with torch operations "
                   "only (no .detach(), .item(), .numpy() or torch.tensor(...) on the student's side).",
+    "kd_teacher_grad": "Detach the teacher (teacher_logits.detach()): its probs are a constant target, and "
+                       "without the detach the loss would also train the teacher when its logits come from a "
+                       "model with gradients on.",
     "kd_bad_grad": "The gradient w.r.t. student_logits is wrong: use student_logits only through "
                    "log_softmax(student_logits / temperature), and detach only the teacher.",
     "kd_other": "Expected temperature**2 * mean over the batch of "
@@ -132,15 +135,19 @@ def _match(value: float, variants: Sequence) -> list | None:
     return None
 
 
-def _student_grad(out: torch.Tensor, student: torch.Tensor) -> torch.Tensor | None:
-    """d out / d student, or None when no gradient reaches the student."""
+def _grads(out: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor) -> tuple:
+    """(d out / d student, d out / d teacher), each None when no gradient reaches it."""
     if not out.requires_grad:
-        return None
+        return None, None
     try:
-        (grad,) = torch.autograd.grad(out, student, allow_unused=True)
+        return tuple(torch.autograd.grad(out, [student, teacher], allow_unused=True))
     except Exception:  # a broken graph in the learner's code: treat as no gradient
-        return None
-    return grad
+        return None, None
+
+
+def _check_teacher_detached(teacher_grad: torch.Tensor | None, what: str) -> None:
+    if teacher_grad is not None and teacher_grad.abs().max() > 0:
+        _fail(f"{what}: a gradient reached teacher_logits", ["kd_teacher_grad"])
 
 
 def _scalar(out, what: str, not_scalar_key: str) -> float:
@@ -174,9 +181,25 @@ def _check_probs(out, logits: torch.Tensor, temperature: float) -> None:
     assert_close(out, expected, what, HINTS["softmax_other"])
 
 
-@learner_check("softmax_with_temperature")
+# The course's solutions: the checks time them once to set the learner's time limits.
+def _softmax_with_temperature(logits, temperature=1.0, dim=-1):
+    return torch.softmax(logits / temperature, dim=dim)
+
+
+def _kd_loss(student_logits, teacher_logits, temperature=1.0):
+    log_s = torch.log_softmax(student_logits / temperature, dim=-1)
+    log_t = torch.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+    return (log_t.exp() * (log_t - log_s)).sum(dim=-1).mean() * temperature**2
+
+
+def _distillation_loss(student_logits, teacher_logits, labels, temperature=1.0, alpha=0.5):
+    hard = torch.nn.functional.cross_entropy(student_logits, labels)
+    return alpha * _kd_loss(student_logits, teacher_logits, temperature) + (1 - alpha) * hard
+
+
+@learner_check("softmax_with_temperature", solution=_softmax_with_temperature)
 def check_softmax_with_temperature(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
-    """Check softmax(logits / temperature) over the last dimension (exercise 2.1)."""
+    """Check softmax(logits / temperature) over the last dimension (exercise 1.1)."""
     logits = torch.tensor([[1.0, 2.0, 3.0, 4.0], [2.0, 0.0, 0.0, -2.0]])
     for temperature in (1.0, 4.0):
         _check_probs(call_learner(fn, logits.clone(), temperature), logits, temperature)
@@ -193,9 +216,9 @@ def check_softmax_with_temperature(fn: Callable[[torch.Tensor, float], torch.Ten
                         fix="`logits / temperature`, not `logits /= temperature`")
 
 
-@learner_check("kd_loss")
+@learner_check("kd_loss", solution=_kd_loss)
 def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
-    """Check T^2 * KL(teacher_T || student_T), batchmean, stable, with its gradient (exercise 2.2)."""
+    """Check T^2 * KL(teacher_T || student_T), batchmean, stable, teacher detached, with its gradient (exercise 2.1)."""
     for temperature in (2.0, 1.0):
         student, teacher = _leaves(_STUDENT, _TEACHER)
         what = f"kd_loss at temperature {temperature:g}"
@@ -203,7 +226,7 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
         value = _scalar(out, what, "kd_not_scalar")
         variants = _kd_variants(student, teacher, temperature)
         keys = _match(value, variants)
-        grad = _student_grad(out, student)
+        grad, teacher_grad = _grads(out, student, teacher)
         if keys == ["kd_reverse"] and grad is None:
             keys = ["kd_swapped"]
         if keys is None:
@@ -212,6 +235,7 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
             _fail(f"{what}: got {value:.6g}, expected {variants[0][0]:.6g}", keys)
         if grad is None:
             _fail(what, ["kd_no_grad"])
+        _check_teacher_detached(teacher_grad, what)
         probs_s = _log_probs64(student, temperature).exp()
         probs_t = _log_probs64(teacher, temperature).exp()
         expected_grad = temperature * (probs_s - probs_t) / student.shape[0]  # d/ds of T^2 * KL
@@ -231,16 +255,16 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
         _scalar(out, what, "kd_not_scalar")
         expected = torch.tensor(_kd_variants(student, teacher, temperature)[0][0], dtype=torch.float64)
         assert_close(out, expected, what, HINTS["kd_log_softmax"], atol=1e-3, rtol=1e-4)
-        grad = _student_grad(out, student)
+        grad, _ = _grads(out, student, teacher)
         if grad is None:
             _fail(what, ["kd_no_grad"])
         if not torch.isfinite(grad).all():
             _fail(f"{what}: the gradient contains nan or inf", ["kd_log_softmax"])
 
 
-@learner_check("distillation_loss")
+@learner_check("distillation_loss", solution=_distillation_loss)
 def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
-    """Check alpha * kd_loss + (1 - alpha) * cross-entropy on the labels (exercise 2.3)."""
+    """Check alpha * kd_loss + (1 - alpha) * cross-entropy on the labels (exercise 2.2)."""
     labels = torch.tensor(_LABELS)
     for temperature, alpha in ((2.0, 0.7), (2.0, 1.0), (4.0, 0.0)):
         student, teacher = _leaves(_STUDENT, _TEACHER)
@@ -257,7 +281,7 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
             (alpha * kd[0][0] + ce, ["dl_no_one_minus_alpha"]),
         ] + [(alpha * kd_value + (1 - alpha) * ce, keys) for kd_value, keys in kd[1:]]
         keys = _match(value, variants)
-        grad = _student_grad(out, student)
+        grad, teacher_grad = _grads(out, student, teacher)
         onehot = torch.nn.functional.one_hot(labels, student.shape[1]).to(torch.float64)
         ce_grad = (1 - alpha) * (_log_probs64(student, 1.0).exp() - onehot) / len(labels)
         if keys == ["kd_reverse"] and (grad is None or torch.allclose(grad.double(), ce_grad, atol=1e-6)):
@@ -268,6 +292,7 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
             _fail(f"{what}: got {value:.6g}, expected {ref:.6g}", keys)
         if grad is None:
             _fail(what, ["kd_no_grad"])
+        _check_teacher_detached(teacher_grad, what)
         probs_s, probs_t = _log_probs64(student, temperature).exp(), _log_probs64(teacher, temperature).exp()
         expected_grad = alpha * temperature * (probs_s - probs_t) / len(labels) + ce_grad
         assert_close(grad, expected_grad, f"{what}, gradient w.r.t. student_logits", HINTS["kd_bad_grad"])
@@ -281,69 +306,138 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
         expected = 0.5 * _kd_variants(student, teacher, temperature)[0][0] + 0.5 * _ce64(student, extreme_labels)
         assert_close(out, torch.tensor(expected, dtype=torch.float64), what, HINTS["kd_log_softmax"],
                      atol=1e-3, rtol=1e-4)
-        grad = _student_grad(out, student)
+        grad, _ = _grads(out, student, teacher)
         if grad is None or not torch.isfinite(grad).all():
             _fail(f"{what}: no finite gradient w.r.t. student_logits", ["kd_log_softmax"])
 
 
 # ----------------------------------------------------------------------------- class-bias search
-def _accuracy_with_bias(logits: torch.Tensor, labels: torch.Tensor, cls: int, bias: float) -> int:
+BIAS_HINTS: dict[str, str] = {
+    "cb_in_place": "You changed the caller's logits: add each candidate to a copy (shifted = logits.clone()), "
+                   "otherwise the biases accumulate from one candidate to the next and the caller's logits "
+                   "are left shifted.",
+    "cb_index": "You returned the position of the best candidate in the list; return the bias itself "
+                "(candidates[i], not i).",
+    "cb_count": "You returned the number of correct predictions; return the bias that gives it.",
+    "cb_accuracy": "You returned the best accuracy; return the bias that gives it.",
+    "cb_skip_first": "The first candidate was never tried (here it is the best): loop over all candidates "
+                     "(for bias in candidates: ...), and start the best count below any real count (e.g. -1).",
+    "cb_skip_last": "The last candidate was never tried (here it is the best): loop over all candidates.",
+    "cb_largest_tie": "Several biases tie for the best accuracy: keep the smallest (update only when a count is "
+                      "strictly higher, >, not >=), the least change to the model.",
+    "cb_class_only": "That bias maximises the share of class-cls examples right, not the overall accuracy: a huge "
+                     "bias makes everything that class. Count correct predictions over all rows.",
+    "cb_wrong_column": "Add the bias to column cls, the class you were given, not to a fixed column.",
+    "cb_subtract": "Add the bias to the class's logit (shifted[:, cls] += bias), do not subtract it.",
+    "cb_other": "For each candidate, add it to column cls of a copy of the logits, count correct argmax "
+                "predictions over all rows, and keep the candidate with the highest count (ties: the smallest).",
+}
+
+
+def _correct_with_bias(logits: torch.Tensor, labels: torch.Tensor, cls: int, bias: float) -> int:
     shifted = logits.clone()
     shifted[:, cls] += bias
     return int((shifted.argmax(dim=1) == labels).sum())
 
 
-@learner_check("choose_class_bias")
+def _best_bias(logits, labels, cls, candidates, sign: float = 1.0) -> float | None:
+    """The first candidate with the most correct rows (the reference, and variants of it)."""
+    counts = [_correct_with_bias(logits, labels, cls, sign * b) for b in candidates]
+    return candidates[counts.index(max(counts))] if counts else None
+
+
+def _bias_variants(logits, labels, cls, candidates) -> dict:
+    """What each typical mistake returns on this case."""
+    counts = [_correct_with_bias(logits, labels, cls, b) for b in candidates]
+    best = max(counts)
+    ties = [b for b, c in zip(candidates, counts) if c == best]
+    ones = labels == cls
+    accumulated, total = [], 0.0
+    for b in candidates:  # biases added in place, one after the other
+        total += b
+        accumulated.append(_correct_with_bias(logits, labels, cls, total))
+    return {
+        "cb_index": float(counts.index(best)),
+        "cb_count": float(best),
+        "cb_accuracy": best / len(labels),
+        "cb_skip_first": _best_bias(logits, labels, cls, candidates[1:]),
+        "cb_skip_last": _best_bias(logits, labels, cls, candidates[:-1]),
+        "cb_largest_tie": ties[-1],
+        "cb_class_only": _best_bias(logits[ones], labels[ones], cls, candidates),
+        "cb_subtract": _best_bias(logits, labels, cls, candidates, sign=-1.0),
+        "cb_in_place": candidates[accumulated.index(max(accumulated))],
+        **{f"cb_wrong_column_{c}": _best_bias(logits, labels, c, candidates)
+           for c in range(logits.shape[1]) if c != cls},
+    }
+
+
+def _bias_rows(rows: list) -> tuple:
+    """[(logits row, label)] -> (logits (N, C), labels (N,))."""
+    return torch.tensor([r for r, _ in rows]), torch.tensor([y for _, y in rows])
+
+
+# Four cases whose answers differ from every index, count and default, and from what each mistake gives:
+# (rows, cls, candidates). Z: every mistake gives its own wrong answer (found by a search; two rows tie at
+# bias 0, which no candidate is); A: a tie at 1.75 and 2.75, the class-1 share keeps rising up to 5.5;
+# B: the first candidate (negative) is the only best; C: the last candidate is the only best.
+_BIAS_CASES = [
+    ([([1.0, 6.0, 2.0], 0), ([6.0, 2.0, 4.5], 2), ([2.0, 4.5, 3.0], 0), ([2.0, 1.0, 2.0], 2), ([3.0, 6.0, 6.0], 1),
+      ([4.5, 2.0, 2.0], 1), ([3.0, 4.5, 3.0], 2), ([2.0, 2.0, 4.5], 0)],
+     1, [-0.75, 0.25, 1.75, 2.75, 4.25, 5.5]),
+    ([([1.5, 1.0, 0.0], 1), ([2.5, 1.0, 0.0], 1), ([6.0, 1.0, 0.0], 1), ([4.5, 1.0, 0.0], 0),
+      ([0.0, 1.0, 6.0], 2), ([20.0, 0.0, 0.0], 0), ([0.0, 0.0, 20.0], 2)],
+     1, [-0.75, 0.25, 1.75, 2.75, 4.25, 5.5]),
+    ([([1.0, 0.0, 2.0], 0)] * 3 + [([0.8, 0.0, 1.6], 2), ([2.0, 0.0, 1.0], 2), ([0.0, 9.0, 0.0], 1)],
+     2, [-1.5, -0.5, 0.5, 2.0]),
+    ([([0.0, 3.0, 0.0], 0), ([0.0, 3.0, 0.1], 0), ([0.0, 0.0, 9.0], 2), ([0.0, 3.6, 0.0], 1), ([9.0, 0.0, 0.0], 0),
+      ([0.0, 1.0, 0.0], 0), ([0.0, 0.0, 2.0], 2)],
+     0, [0.25, 1.25, 2.25, 3.25]),
+]
+
+
+def _choose_class_bias(logits, labels, cls, candidates) -> float:
+    """The course's solution (exercise 2.3)."""
+    best, best_correct = None, -1
+    for bias in candidates:
+        shifted = logits.clone()
+        shifted[:, cls] += bias
+        correct = int((shifted.argmax(dim=1) == labels).sum())
+        if correct > best_correct:
+            best, best_correct = float(bias), correct
+    return best
+
+
+@learner_check("choose_class_bias", solution=_choose_class_bias)
 def check_choose_class_bias(fn: Callable) -> None:
     """Check the validation search for the bias of one class (exercise 2.3).
 
     ``fn(logits, labels, cls, candidates)`` must return the candidate bias that maximises the
-    overall accuracy after adding it to column ``cls``; ties go to the smallest bias.
+    overall accuracy after adding it to column ``cls``; ties go to the smallest bias. Four cases
+    (different classes, a negative best, the best first, last and tied) with the caller's tensors
+    compared before and after.
     """
-    # 3 classes; class 1 is under-predicted. Overall correct counts over the candidates
-    # [0, 1, 2, 3, 4, 6] are 4, 5, 6, 6, 5, 5: a tie at 2 and 3 (answer: 2), while the share of
-    # class-1 rows right keeps rising up to 6, and subtracting the bias never helps (gives 0).
-    logits = torch.tensor([
-        [1.5, 1.0, 0.0],   # label 1: right once bias > 0.5
-        [2.5, 1.0, 0.0],   # label 1: right once bias > 1.5
-        [6.0, 1.0, 0.0],   # label 1: right once bias > 5
-        [4.5, 1.0, 0.0],   # label 0: wrong once bias > 3.5
-        [0.0, 1.0, 6.0],   # label 2: wrong once bias > 5
-        [20.0, 0.0, 0.0],  # label 0: always right
-        [0.0, 0.0, 20.0],  # label 2: always right
-    ])
-    labels = torch.tensor([1, 1, 1, 0, 2, 0, 2])
-    candidates = [0.0, 1.0, 2.0, 3.0, 4.0, 6.0]
-    correct = [_accuracy_with_bias(logits, labels, 1, b) for b in candidates]
-    best = max(correct)
-    expected = candidates[correct.index(best)]
-    ones = labels == 1
-    recall = [_accuracy_with_bias(logits[ones], labels[ones], 1, b) for b in candidates]
-    subtracted = [_accuracy_with_bias(logits, labels, 1, -b) for b in candidates]
-    subtract_answer = candidates[subtracted.index(max(subtracted))]
-    out = call_learner(fn, logits.clone(), labels.clone(), 1, list(candidates))
-    if isinstance(out, torch.Tensor):
-        out = out.item()
-    try:
-        out = float(out)
-    except (TypeError, ValueError):
-        raise AssertionError(f"choose_class_bias returned {out!r}: return the chosen bias, one number.") from None
-    if math.isclose(out, expected):
-        return
-    ties = [b for b, c in zip(candidates, correct) if c == best]
-    if out not in candidates:
-        raise AssertionError(f"choose_class_bias returned {out:g}, which is not one of the candidates "
-                             f"{candidates}: return the best bias itself, not its accuracy or its index.")
-    if out == ties[-1] and len(ties) > 1:
-        raise AssertionError(f"choose_class_bias returned {out:g}; biases {ties} tie for the best accuracy: "
-                             "keep the smallest (use > rather than >= when you compare), the least change "
-                             "to the model.")
-    if recall[candidates.index(out)] == max(recall) and correct[candidates.index(out)] < best:
-        raise AssertionError(f"choose_class_bias returned {out:g}, which maximises the share of class {1} "
-                             "examples right, not the overall accuracy: a huge bias makes everything that class. "
-                             "Count correct predictions over all rows.")
-    if out == subtract_answer:
-        raise AssertionError("Add the bias to the class's logit (logits[:, cls] += bias), do not subtract it.")
-    raise AssertionError(f"choose_class_bias returned {out:g}, expected {expected:g}: for each candidate, add it "
-                         "to column cls of a copy of the logits, count correct argmax predictions over all "
-                         "rows, and keep the candidate with the highest count.")
+    ruled_out: set = set()  # mistakes an earlier case would have caught: never named later
+    for rows, cls, candidates in _BIAS_CASES:
+        logits, labels = _bias_rows(rows)
+        logits_before, labels_before = logits.clone(), labels.clone()
+        expected = _best_bias(logits, labels, cls, candidates)
+        what = f"choose_class_bias on {len(labels)} rows, cls={cls}, candidates={candidates}"
+        out = call_learner(fn, logits, labels, cls, list(candidates))
+        if not torch.equal(logits, logits_before) or not torch.equal(labels, labels_before):
+            raise AssertionError(f"{what}: {BIAS_HINTS['cb_in_place']}")
+        if isinstance(out, torch.Tensor) and out.numel() == 1:
+            out = out.item()
+        try:
+            value = float(out)
+        except (TypeError, ValueError):
+            raise AssertionError(f"{what}: returned {out!r}; return the chosen bias, one number.") from None
+        variants = _bias_variants(logits, labels, cls, candidates)
+        differ = {k for k, v in variants.items() if v is None or not math.isclose(v, expected, abs_tol=1e-9)}
+        if math.isclose(value, expected, abs_tol=1e-9):
+            ruled_out |= differ
+            continue
+        keys = [k for k, v in variants.items() if k in differ and k not in ruled_out and k != "cb_in_place"
+                and v is not None and math.isclose(value, v, abs_tol=1e-9)]
+        keys = list(dict.fromkeys("cb_wrong_column" if k.startswith("cb_wrong_column") else k for k in keys))
+        hints = " ".join(BIAS_HINTS[k] for k in keys) if keys else BIAS_HINTS["cb_other"]
+        raise AssertionError(f"{what}: got {value:g}, expected {expected:g}. {hints}")
