@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 import torch
 
 from course_lib import config
@@ -96,3 +97,55 @@ def test_conftest_restores_leaked_state_and_fails_loudly(pytester):
     result.assert_outcomes(passed=4, errors=2)
     result.stdout.fnmatch_lines(["*leaked global state*torch threads*", "*leaked global state*config.FAST*"])
     assert torch.get_num_threads() == threads and torch.equal(torch.get_rng_state(), state)
+
+
+def test_config_hash_sees_every_element_of_a_tensor():
+    """Two 5,000-element tensors that differ in one middle element get different keys (a repr would truncate)."""
+    a = torch.zeros(5000)
+    keys = {config.config_hash({"x": a})}
+    for where in (1, 2500, 4998):
+        b = a.clone()
+        b[where] = 1e-7
+        keys.add(config.config_hash({"x": b}))
+    keys.add(config.config_hash({"x": a.double()}))  # same values, another dtype
+    keys.add(config.config_hash({"x": a.reshape(50, 100)}))  # same bytes, another shape
+    assert len(keys) == 6
+    assert config.config_hash({"x": a}) == config.config_hash({"x": torch.zeros(5000)})
+    assert config.config_hash({"x": a.numpy()}) != config.config_hash({"x": np.ones(5000, dtype=np.float32)})
+
+
+def test_config_hash_of_a_set_is_stable_and_order_free():
+    members = ["relu", "gelu", "tanh", "silu"]
+    here = config.config_hash({"acts": set(members), "n": frozenset({3, 1, 2})})
+    assert here == config.config_hash({"acts": set(reversed(members)), "n": frozenset({2, 3, 1})})
+    assert here != config.config_hash({"acts": set(members[:3]), "n": frozenset({3, 1, 2})})
+    # string hashing is randomised per process, so set order differs between processes: the key must not
+    script = "from course_lib import config; print(config.config_hash({'acts': set(%r), 'n': frozenset({3, 1, 2})}))"
+    for seed in ("1", "2"):
+        out = subprocess.run([sys.executable, "-c", script % members], capture_output=True, text=True, check=True,
+                             env={**os.environ, "PYTHONHASHSEED": seed}).stdout.strip()
+        assert out == here
+
+
+@pytest.mark.parametrize("bad", [lambda x: x, print, object()])
+def test_config_hash_refuses_what_it_cannot_hash(bad):
+    with pytest.raises(TypeError, match=r"config\['fn'\].*no stable value"):
+        config.config_hash({"fn": bad})
+
+
+def test_config_hash_keeps_plain_json_keys_unchanged():
+    """Plain JSON configs hash exactly as before (json.dumps, sorted keys): existing caches stay valid."""
+    import hashlib
+    import json
+
+    cfg = {"arch": "CNN", "channels": [16, 32, 64], "lr": 2e-3, "seed": 0, "flag": True, "none": None}
+    assert config.config_hash(cfg) == hashlib.sha256(json.dumps(cfg, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def test_fast_warning_only_in_fast_mode(monkeypatch):
+    """FAST mode says in words that its numbers are smoke tests; full mode says nothing."""
+    monkeypatch.setattr(config, "FAST", True)
+    text = config.fast_warning("tiny data")
+    assert text.startswith("FAST mode (tiny data): ") and "smoke test" in text and "may contradict the text" in text
+    monkeypatch.setattr(config, "FAST", False)
+    assert config.fast_warning("tiny data") == ""
