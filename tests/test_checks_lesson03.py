@@ -211,3 +211,50 @@ def fit_stage2_labels(student, regressor, x, teacher_hints, teacher_logits, labe
 ])
 def test_fitnets_mistakes(fn, key, one_thread):
     assert_hint(check_fitnets, fn, key)
+
+
+def _two_stages(student, regressor, x, teacher_hints, teacher_logits, labels, layer, hint_epochs, kd_epochs, loss,
+                lr, seed):
+    hidden.hint_stage(student, regressor, x, teacher_hints, layer, hint_epochs, lr=lr, seed=seed, progress=False)
+    train.fit(student, x, (teacher_logits, labels), loss, kd_epochs, lr=lr, seed=seed, progress=False)
+
+
+def fit_ignores_temperature(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                            hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    _two_stages(student, regressor, x, teacher_hints, teacher_logits, labels, layer, hint_epochs, kd_epochs,
+                _kd(4.0, alpha), lr, seed)
+
+
+def fit_ignores_alpha(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                      hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    _two_stages(student, regressor, x, teacher_hints, teacher_logits, labels, layer, hint_epochs, kd_epochs,
+                _kd(temperature, 0.9), lr, seed)
+
+
+def fit_default_arguments(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                          hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    """distillation_loss called without temperature and alpha: its defaults (1.0, 0.5) are used."""
+    _two_stages(student, regressor, x, teacher_hints, teacher_logits, labels, layer, hint_epochs, kd_epochs,
+                lambda logits, t, y: distillation_loss(logits, t, y), lr, seed)
+
+
+def fit_own_loss_fixed_alpha(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                             hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    """A loss of the learner's own (not the library's), with alpha fixed at 1: seen only by its behaviour."""
+    _two_stages(student, regressor, x, teacher_hints, teacher_logits, labels, layer, hint_epochs, kd_epochs,
+                lambda logits, t, y: losses.kd_loss(logits, t, temperature), lr, seed)
+
+
+@pytest.mark.parametrize("fn,key", [
+    (fit_ignores_temperature, "fit_args_ignored"), (fit_ignores_alpha, "fit_args_ignored"),
+    (fit_default_arguments, "fit_args_ignored"), (fit_own_loss_fixed_alpha, "fit_alpha_ignored"),
+])
+def test_fitnets_must_use_the_temperature_and_alpha_it_is_given(fn, key, one_thread):
+    assert_hint(check_fitnets, fn, key)
+
+
+def test_the_spy_on_distillation_loss_is_removed_afterwards(one_thread):
+    original = losses.distillation_loss
+    with pytest.raises(AssertionError):
+        check_fitnets(fit_ignores_alpha)
+    assert losses.distillation_loss is original and globals()["distillation_loss"] is original

@@ -8,7 +8,10 @@ the regressor on the teacher's side, ...) and names the one that matches.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
+import inspect
 from typing import Callable
 
 import torch
@@ -65,6 +68,11 @@ HINTS: dict[str, str] = {
                             "(train HintStudent(student, regressor, layer), not the student alone).",
     "fit_no_stage2": "The student's upper layers never changed: after the hints, train the whole student with the "
                      "KD loss (stage 2).",
+    "fit_args_ignored": "Pass the temperature and alpha you were given to distillation_loss "
+                        "(distillation_loss(logits, teacher_logits, labels, temperature, alpha)), not fixed numbers "
+                        "or the defaults: the caller chose them on validation data.",
+    "fit_alpha_ignored": "With alpha = 0 the student must learn from the labels alone: pass alpha to "
+                         "distillation_loss (alpha weights the teacher's term, 1 - alpha the labels').",
     "fit_stage2_labels": "Stage 2 did not follow the teacher: train the whole student with "
                          "distillation_loss(logits, teacher_logits, labels, temperature, alpha), not on the labels "
                          "alone.",
@@ -96,7 +104,17 @@ def _same(out: torch.Tensor, candidate: torch.Tensor) -> bool:
             and torch.allclose(out.detach().to(torch.float64), candidate.to(torch.float64), atol=1e-5, rtol=1e-4))
 
 
-@learner_check("attention_map")
+def _attention_map(features, p=2):
+    """The course's solution (exercise 3.1)."""
+    return nn.functional.normalize(features.abs().pow(p).sum(dim=1).flatten(1), p=2, dim=1)
+
+
+def _hint_loss(student_features, teacher_features, regressor):
+    """The course's solution (exercise 3.2)."""
+    return nn.functional.mse_loss(regressor(student_features), teacher_features.detach())
+
+
+@learner_check("attention_map", solution=_attention_map)
 def check_attention_map(fn: Callable[..., torch.Tensor]) -> None:
     """Check sum over channels of |A|^p, flattened to (N, H*W), each row L2-normalised (exercise 3.1)."""
     features = _features(0)  # (N=2, C=3, H=4, W=5): H*W = 20 differs from C = 3
@@ -162,7 +180,7 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * abs(b) + 1e-6
 
 
-@learner_check("hint_loss")
+@learner_check("hint_loss", solution=_hint_loss)
 def check_hint_loss(fn: Callable[..., torch.Tensor]) -> None:
     """Check mse(regressor(student_features), teacher_features), with the teacher detached (exercise 3.2)."""
     # Case 1: student and teacher of the same shape, so a regressor on the wrong side runs and gives a
@@ -257,13 +275,69 @@ def _fitnets_case():
     return student, x, labels, teacher_logits, teacher_hints
 
 
-@learner_check("fitnets")
+@contextlib.contextmanager
+def _spy_on_distillation_loss(fn: Callable):
+    """Record (temperature, alpha) of every call of the library's distillation_loss while ``fn`` runs.
+
+    Replaces it in ``course_lib.losses`` and wherever the learner's module holds it under any name, and
+    puts it back afterwards. A learner who wrote a loss of their own is not seen (the list stays empty).
+    """
+    from .. import losses
+
+    original = losses.distillation_loss
+    signature = inspect.signature(original)
+    calls: list = []
+
+    @functools.wraps(original)
+    def spy(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        calls.append((float(bound.arguments["temperature"]), float(bound.arguments["alpha"])))
+        return original(*args, **kwargs)
+
+    module = getattr(fn, "__globals__", {})
+    names = [k for k, v in list(module.items()) if v is original]
+    losses.distillation_loss = spy
+    for k in names:
+        module[k] = spy
+    try:
+        yield calls
+    finally:
+        losses.distillation_loss = original
+        for k in names:
+            module[k] = original
+
+
+def _fitnets(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
+             kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+    """The course's solution (exercise 3.3)."""
+    from .. import losses, train
+    from ..hidden import HintStudent
+
+    train.fit(HintStudent(student, regressor, layer), x, teacher_hints, nn.functional.mse_loss, epochs=hint_epochs,
+              lr=lr, seed=seed, progress=False)
+    kd = lambda logits, t, y: losses.distillation_loss(logits, t, y, temperature, alpha)  # noqa: E731
+    train.fit(student, x, (teacher_logits, labels), kd, epochs=kd_epochs, lr=lr, seed=seed, progress=False)
+
+
+def _agreement(student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor) -> tuple:
+    student.eval()
+    with torch.no_grad():
+        predictions = student(x).argmax(dim=1)
+    return ((predictions == teacher_logits.argmax(dim=1)).float().mean().item(),
+            (predictions == labels).float().mean().item())
+
+
+@learner_check("fitnets", solution=_fitnets)
 def check_fitnets(fn: Callable[..., object]) -> None:
     """Check the two FitNets stages: hints train only the lower student and the regressor, then KD (exercise 3.3).
 
     Calls ``fn(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
-    hint_epochs=..., kd_epochs=..., temperature=..., alpha=1.0, lr=..., seed=0)`` on a tiny problem
-    where the teacher disagrees with the labels (alpha = 1: the student should follow the teacher).
+    hint_epochs=..., kd_epochs=..., temperature=3.0, alpha=1.0, lr=..., seed=0)`` on a tiny problem
+    where the teacher disagrees with the labels (alpha = 1: the student should follow the teacher), then
+    again with alpha = 0 (it should follow the labels). Temperature and alpha are not the defaults, and
+    the library's ``distillation_loss`` is watched for the values it receives; a temperature ignored by
+    a loss the learner wrote themselves is not detected.
     """
     with seeded(0):  # the same tiny problem every time, without reseeding the learner's global RNG
         student, x, labels, teacher_logits, teacher_hints = _fitnets_case()
@@ -271,10 +345,13 @@ def check_fitnets(fn: Callable[..., object]) -> None:
         lower = [n for n in names if n.startswith(("block1.", "block2."))]
         upper = [n for n in names if n not in lower]
         regressor = _SpyRegressor(student, 3, 5, lower, upper)
+        student_copy = copy.deepcopy(student)
     initial_regressor = copy.deepcopy(regressor.conv.state_dict())
     initial_upper = {n: p.detach().clone() for n, p in student.named_parameters() if n in upper}
-    call_learner(fn, student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
-                 hint_epochs=3, kd_epochs=30, temperature=2.0, alpha=1.0, lr=1e-2, seed=0)
+    temperature, alpha = 3.0, 1.0
+    with _spy_on_distillation_loss(fn) as calls:
+        call_learner(fn, student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                     hint_epochs=3, kd_epochs=30, temperature=temperature, alpha=alpha, lr=1e-2, seed=0)
     if not regressor.calls:
         _fail("the regressor was never called with gradients on", "fit_no_stage1")
     if regressor.calls[0][0]:
@@ -288,11 +365,21 @@ def check_fitnets(fn: Callable[..., object]) -> None:
     params = dict(student.named_parameters())
     if all(torch.equal(params[n].detach(), v) for n, v in initial_upper.items()):
         _fail("the student's upper layers (fc, head) are unchanged after fitnets", "fit_no_stage2")
-    student.eval()
-    with torch.no_grad():
-        predictions = student(x).argmax(dim=1)
-    follows_teacher = (predictions == teacher_logits.argmax(dim=1)).float().mean().item()
-    follows_labels = (predictions == labels).float().mean().item()
+    wrong = sorted({c for c in calls if c != (temperature, alpha)})
+    if wrong:
+        seen = ", ".join(f"temperature={t:g}, alpha={a:g}" for t, a in wrong)
+        _fail(f"fitnets was called with temperature={temperature:g}, alpha={alpha:g}, but distillation_loss "
+              f"received {seen}", "fit_args_ignored")
+    follows_teacher, follows_labels = _agreement(student, x, teacher_logits, labels)
     if follows_teacher <= follows_labels:
         _fail(f"with alpha = 1 the trained student agrees with the labels on {100 * follows_labels:.0f}% of the "
               f"images and with the teacher on {100 * follows_teacher:.0f}%", "fit_stage2_labels")
+
+    with seeded(0):
+        regressor = _SpyRegressor(student_copy, 3, 5, lower, upper)
+    call_learner(fn, student_copy, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
+                 hint_epochs=3, kd_epochs=30, temperature=temperature, alpha=0.0, lr=1e-2, seed=0)
+    follows_teacher, follows_labels = _agreement(student_copy, x, teacher_logits, labels)
+    if follows_labels <= follows_teacher:
+        _fail(f"with alpha = 0 the trained student agrees with the teacher on {100 * follows_teacher:.0f}% of the "
+              f"images and with the labels on {100 * follows_labels:.0f}%", "fit_alpha_ignored")
