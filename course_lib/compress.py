@@ -1,0 +1,327 @@
+"""After distillation: prune, quantise, export and serve a student, and measure what each step buys (lesson 06).
+
+Three different steps, at three different stages:
+
+* **pruning** removes weights. :func:`prune_magnitude` zeroes the smallest weights (``torch.nn.utils.prune``,
+  made permanent): the tensors keep their shape, so dense kernels run as before, and only a compressed
+  file gets smaller. :func:`prune_structured` removes whole hidden units, giving a smaller dense model.
+* **quantisation** changes how the weights are stored and run: :func:`quantize_onnx_int8` stores
+  them as int8 in an ONNX file (ONNX Runtime's dynamic quantisation), nothing is learned again.
+* **export** (:func:`export_onnx`, :class:`OnnxModel`) runs the model outside Python's PyTorch, in
+  ONNX Runtime; :func:`equivalence` says whether it still computes the same thing.
+
+Why ONNX Runtime and not ``torch.ao.quantization.quantize_dynamic``: the installed PyTorch marks its
+eager-mode quantisation as deprecated (it prints migration warnings), and a course must not teach an
+API on its way out. ``torch.onnx.export`` (the ``torch.export``-based exporter) and ONNX Runtime are
+maintained, run on any laptop CPU, and the int8 file is the one a service would ship.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import gzip
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Optional, Sequence, Union
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn.utils import prune
+
+from . import models
+from .router.student import NgramStudent
+
+#: Layer types whose ``weight`` :func:`prune_magnitude` prunes and :func:`sparsity` counts.
+PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.EmbeddingBag)
+#: Default tolerance of :func:`equivalence` on logits (float32 kernels differ in summation order).
+ATOL = 1e-4
+
+PathLike = Union[str, os.PathLike]
+
+
+# --- pruning ----------------------------------------------------------------------------------------
+def _prunable(model: nn.Module) -> list[tuple[nn.Module, str]]:
+    return [(module, "weight") for module in model.modules() if isinstance(module, PRUNABLE)]
+
+
+def prune_magnitude(model: nn.Module, amount: float, permanent: bool = True) -> nn.Module:
+    """A copy of ``model`` with the ``amount`` share of its smallest weights set to zero (introduced in lesson 06).
+
+    Global L1 (magnitude) pruning over the weights of every Linear, Conv and Embedding layer
+    (biases untouched): the threshold is one number for the whole model, so a layer with many
+    small weights loses more of them.
+
+    Args:
+        amount: share of those weights to zero, in [0, 1).
+        permanent: True folds the masks into the weights (:func:`make_permanent`). False leaves
+            ``torch.nn.utils.prune``'s masks in place, so fine-tuning keeps pruned weights at zero;
+            call :func:`make_permanent` after it. A model with masks in place stores *two* tensors per
+            weight (``weight_orig`` and ``weight_mask``): its file is bigger, not smaller.
+    Returns:
+        The pruned copy; ``model`` itself is not changed.
+    """
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+    pruned = copy.deepcopy(model)
+    prune.global_unstructured(_prunable(pruned), pruning_method=prune.L1Unstructured, amount=float(amount))
+    return make_permanent(pruned) if permanent else pruned
+
+
+def make_permanent(model: nn.Module) -> nn.Module:
+    """Fold every pruning mask of ``model`` into its weight and drop the mask (in place); returns ``model``."""
+    for module in model.modules():
+        names = [hook._tensor_name for hook in module._forward_pre_hooks.values()
+                 if isinstance(hook, prune.BasePruningMethod)]
+        for name in names:
+            prune.remove(module, name)
+    return model
+
+
+def has_masks(model: nn.Module) -> bool:
+    """True while ``model`` still carries ``torch.nn.utils.prune`` masks (``*_mask`` buffers)."""
+    return any(name.endswith("_mask") for name, _ in model.named_buffers())
+
+
+def sparsity(model: nn.Module) -> float:
+    """Share of exactly-zero values among the weights of ``model``'s Linear, Conv and Embedding layers.
+
+    Reads ``module.weight`` (the masked weight while masks are in place); biases are not counted.
+    """
+    zeros = total = 0
+    for module, name in _prunable(model):
+        weight = getattr(module, name)
+        zeros += int((weight == 0).sum())
+        total += weight.numel()
+    if total == 0:
+        raise ValueError("the model has no Linear, Conv or Embedding weights to count")
+    return zeros / total
+
+
+def _unit_scores(incoming: torch.Tensor, outgoing: torch.Tensor) -> torch.Tensor:
+    """Importance of each hidden unit: L2 norm of its incoming weights times that of its outgoing ones.
+
+    Both factors matter: after a ReLU, scaling a unit's incoming weights by c and its outgoing
+    ones by 1/c computes the same function, and the product is the same for both.
+    """
+    return incoming.norm(dim=1) * outgoing.norm(dim=0)
+
+
+def _keep(scores: torch.Tensor, amount: float) -> torch.Tensor:
+    n_keep = max(1, int(round(len(scores) * (1.0 - amount))))
+    return scores.topk(n_keep).indices.sort().values
+
+
+def _sliced_linear(layer: nn.Linear, rows: Optional[torch.Tensor], cols: Optional[torch.Tensor]) -> nn.Linear:
+    weight = layer.weight.detach()
+    weight = weight if rows is None else weight[rows]
+    weight = weight if cols is None else weight[:, cols]
+    new = nn.Linear(weight.shape[1], weight.shape[0], bias=layer.bias is not None).to(weight.device)
+    with torch.no_grad():
+        new.weight.copy_(weight)
+        if layer.bias is not None:
+            new.bias.copy_(layer.bias.detach() if rows is None else layer.bias.detach()[rows])
+    return new
+
+
+@torch.no_grad()
+def prune_structured(model: nn.Module, amount: float) -> nn.Module:
+    """A smaller dense copy of ``model`` with the ``amount`` share of each hidden layer's units removed (lesson 06).
+
+    Written out by hand because no maintained PyTorch tool shrinks the tensors (``prune.ln_structured``
+    only zeroes whole rows and keeps the shape). Units are ranked by :func:`_unit_scores`; the rows
+    of the kept units (and their biases) and the matching columns of the next layer are copied into
+    new, smaller layers, so each kept unit computes exactly what it computed before.
+
+    Supports :class:`~course_lib.models.MLP` (hidden units of every hidden layer) and
+    :class:`~course_lib.router.student.NgramStudent` (dimensions of the embedding). Returns a new
+    model; ``model`` is not changed.
+    """
+    if not 0.0 <= amount < 1.0:
+        raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+    if has_masks(model):
+        raise ValueError("the model still has pruning masks: call make_permanent(model) first")
+    small = copy.deepcopy(model)
+    if isinstance(small, models.MLP):
+        linears = [block[0] for block in small.layers] + [small.head]
+        cols = None
+        for i, block in enumerate(small.layers):
+            layer, following = linears[i], linears[i + 1]
+            in_weight = layer.weight if cols is None else layer.weight[:, cols]
+            out_weight = following.weight
+            rows = _keep(_unit_scores(torch.cat([in_weight, layer.bias[:, None]], 1), out_weight), amount)
+            block[0] = _sliced_linear(layer, rows, cols)
+            cols = rows
+        small.head = _sliced_linear(small.head, None, cols)
+        small.hidden = tuple(block[0].out_features for block in small.layers)
+        return small
+    if isinstance(small, NgramStudent):
+        table = small.embedding.weight.detach()
+        dims = _keep(_unit_scores(table.T, small.linear.weight), amount)
+        embedding = nn.EmbeddingBag(table.shape[0], len(dims), mode="mean").to(table.device)
+        embedding.weight.copy_(table[:, dims])
+        small.embedding, small.embedding_dim = embedding, len(dims)
+        small.linear = _sliced_linear(small.linear, None, dims)
+        return small
+    raise TypeError(f"prune_structured supports course_lib.models.MLP and NgramStudent, got {type(model).__name__}")
+
+
+# --- sizes ------------------------------------------------------------------------------------------
+def file_size_bytes(path: PathLike, compressed: bool = False) -> int:
+    """Bytes of the file at ``path``, or of its gzip-compressed copy (level 9) with ``compressed=True``.
+
+    Zeros compress: unstructured sparsity shows in the compressed size while the plain file, whose
+    dense tensors keep their shape, stays as big as before.
+    """
+    if not compressed:
+        return os.path.getsize(path)
+    data = Path(path).read_bytes()
+    return len(gzip.compress(data, compresslevel=9, mtime=0))
+
+
+def model_size_bytes(model: nn.Module, compressed: bool = False) -> int:
+    """Bytes of ``torch.save(model.state_dict())`` on disk (or gzip-compressed): what a service would load.
+
+    Not a parameter count: the file holds every tensor of the state dict (buffers and pruning masks
+    too), at its dtype's width, plus the container's overhead.
+    """
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / "model.pt"
+        torch.save(model.state_dict(), path)
+        return file_size_bytes(path, compressed)
+
+
+# --- ONNX export, int8 quantisation, ONNX Runtime --------------------------------------------------
+class FlatNgramStudent(nn.Module):
+    """An :class:`NgramStudent`'s forward written as gather + scatter-add, for export (introduced in lesson 06).
+
+    The exporter turns ``nn.EmbeddingBag`` into an ONNX ``Loop`` over the emails, one iteration per
+    email; here the same mean of each email's rows is a ``Gather`` of the rows, a running count that
+    gives each id its email, and one ``ScatterElements`` sum: a flat graph. It shares the student's
+    weights (no copy) and takes the student's ``(ids, offsets)``.
+    """
+
+    def __init__(self, student: NgramStudent):
+        super().__init__()
+        self.embedding, self.linear = student.embedding, student.linear
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        rows = nn.functional.embedding(ids, self.embedding.weight)             # (total, dim)
+        starts = torch.zeros(ids.shape[0] + 1, dtype=torch.int64)
+        starts = starts.scatter_add(0, offsets[1:], torch.ones_like(offsets[1:]))[:-1]
+        email = starts.cumsum(0)                                                # email index of each id
+        sums = torch.zeros(offsets.shape[0], rows.shape[1]).index_add(0, email, rows)
+        counts = torch.zeros(offsets.shape[0]).index_add(0, email, torch.ones(ids.shape[0]))
+        return self.linear(sums / counts.clamp(min=1.0)[:, None])               # an empty email: zeros, as EmbeddingBag
+
+
+def _as_inputs(example_input) -> tuple:
+    return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
+
+
+def export_onnx(model: nn.Module, example_input, path: PathLike,
+                input_names: Optional[Sequence[str]] = None) -> Path:
+    """Export ``model`` to one self-contained ONNX file (weights inside) with a free first dimension.
+
+    Uses ``torch.onnx.export(..., dynamo=True)``, the maintained ``torch.export``-based exporter.
+    Args:
+        example_input: a tensor or a tuple of tensors the model takes (any first dimension).
+        input_names: names of the ONNX inputs (default ``x`` or ``input0``, ``input1``, ...).
+    Returns:
+        ``path``. The model is exported from a CPU copy in eval mode; ``model`` is not changed.
+    """
+    inputs = tuple(t.cpu() for t in _as_inputs(example_input))
+    names = list(input_names or (["x"] if len(inputs) == 1 else [f"input{i}" for i in range(len(inputs))]))
+    cpu_model = copy.deepcopy(model).cpu().eval()
+    dynamic = tuple({0: torch.export.Dim.DYNAMIC} for _ in inputs)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet_logs():
+        torch.onnx.export(cpu_model, inputs, str(path), input_names=names, output_names=["logits"],
+                          dynamic_shapes=dynamic, dynamo=True, external_data=False, verbose=False)
+    return path
+
+
+@contextlib.contextmanager
+def _quiet_logs():
+    """Hide INFO/WARNING log lines of the exporter and the quantiser (advice, not errors) for the block."""
+    root = logging.getLogger()
+    previous = root.level
+    root.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        root.setLevel(previous)
+
+
+def quantize_onnx_int8(src: PathLike, dst: PathLike, per_channel: bool = True) -> Path:
+    """Write ``dst``: ``src`` with its weights stored as int8 (ONNX Runtime's dynamic quantisation).
+
+    Weights of MatMul/Gemm and Gather (embedding tables) become int8 with a scale per tensor (or per
+    output channel); activations are quantised on the fly at run time. Nothing is trained: the
+    model computes what it learned, at lower precision.
+    """
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    with _quiet_logs():
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+    return dst
+
+
+class OnnxModel:
+    """An ONNX file run by ONNX Runtime on the CPU (introduced in lesson 06).
+
+    Args:
+        path: the ``.onnx`` file.
+        threads: intra-op threads (1 for latency measurements that compare like with like).
+    """
+
+    def __init__(self, path: PathLike, threads: int = 1):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        options.inter_op_num_threads = 1
+        self.path = Path(path)
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def run(self, *inputs) -> np.ndarray:
+        """One call of the model on numpy arrays or CPU tensors; the first output as a numpy array."""
+        feeds = {name: (x.numpy() if isinstance(x, torch.Tensor) else np.asarray(x))
+                 for name, x in zip(self.input_names, inputs)}
+        return self.session.run(None, feeds)[0]
+
+    def predict_logits(self, *inputs, batch_size: int = 1024) -> torch.Tensor:
+        """Logits as a float32 CPU tensor; a single input is run in batches of ``batch_size`` rows."""
+        if len(inputs) != 1:
+            return torch.from_numpy(self.run(*inputs))
+        x = inputs[0]
+        if len(x) == 0:
+            raise ValueError("predict_logits got an empty input (x has 0 rows)")
+        return torch.from_numpy(np.concatenate([self.run(x[i:i + batch_size]) for i in range(0, len(x), batch_size)]))
+
+
+def equivalence(reference_logits, other_logits, atol: float = ATOL, rtol: float = 1e-4) -> dict:
+    """Do two models compute the same thing? Compare their logits on the same inputs (introduced in lesson 06).
+
+    Args:
+        reference_logits, other_logits: (N, C) logits (tensors or arrays), e.g. PyTorch's and ONNX Runtime's.
+        atol, rtol: the stated tolerance (as ``numpy.allclose``): an exported fp32 model should pass it;
+            an int8 model will not, and its argmax agreement says what the precision cost.
+    Returns:
+        ``{"max_abs_diff", "within_tolerance", "argmax_agreement", "argmax_differences", "atol", "rtol"}``.
+    """
+    a = np.asarray(reference_logits.detach().cpu() if isinstance(reference_logits, torch.Tensor) else reference_logits,
+                   dtype=np.float64)
+    b = np.asarray(other_logits.detach().cpu() if isinstance(other_logits, torch.Tensor) else other_logits,
+                   dtype=np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"expected two (N, C) arrays of the same shape, got {a.shape} and {b.shape}")
+    same = a.argmax(axis=1) == b.argmax(axis=1)
+    return {"max_abs_diff": float(np.abs(a - b).max()), "within_tolerance": bool(np.allclose(b, a, atol=atol, rtol=rtol)),
+            "argmax_agreement": float(same.mean()), "argmax_differences": int((~same).sum()), "atol": atol, "rtol": rtol}
