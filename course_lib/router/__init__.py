@@ -7,12 +7,15 @@
 * :mod:`.targets`: :func:`soft_targets` and :func:`soft_label_loss` (what the student learns from).
 * :mod:`.timing`: :func:`benchmark_predict`, :func:`benchmark_interleaved` and :func:`one_thread`
   (what each model costs, with its spread).
+* :mod:`.pipeline`: :func:`email_sets` and :func:`router_models`, lesson 04's data and models in two
+  calls for the lessons that build on them (lesson 05).
 
 Both models follow a scikit-learn-like API (``fit``, ``predict_proba``, ``predict``) and
 work for any text-classification task with int labels in ``[0, num_classes)``.
 :func:`soft_targets`, :func:`soft_label_loss` and :func:`benchmark_predict` are the
 reference versions of lesson 04's exercises.
 """
+from .pipeline import EmailSets, RouterModels, email_sets, router_models
 from .student import NgramStudent
 from .targets import soft_label_loss, soft_targets
 from .teacher import _ENCODERS as _ENCODERS  # the loaded encoders (tests clear it)
@@ -20,7 +23,7 @@ from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path, verify_s
 from .timing import benchmark_interleaved, benchmark_predict, one_thread, summarize_timing
 
 __all__ = [
-    "MINILM_SHA256", "NgramStudent", "TextTeacher", "benchmark_interleaved", "benchmark_predict",
-    "one_thread", "packaged_encoder_path", "soft_label_loss", "soft_targets", "summarize_timing",
-    "verify_sha256",
+    "EmailSets", "MINILM_SHA256", "NgramStudent", "RouterModels", "TextTeacher", "benchmark_interleaved",
+    "benchmark_predict", "email_sets", "one_thread", "packaged_encoder_path", "router_models", "soft_label_loss",
+    "soft_targets", "summarize_timing", "verify_sha256",
 ]
