@@ -26,6 +26,18 @@ def is_fast() -> bool:
     return FAST
 
 
+def fast_warning(what: str = "smaller data and fewer epochs") -> str:
+    """The sentence every lesson prints at its top in FAST mode, or ``""`` in full mode (introduced in lesson 00).
+
+    Args:
+        what: how this lesson shrinks its work in FAST mode, e.g. ``"a slice of MNIST and 1-2 epochs"``.
+    """
+    if not is_fast():
+        return ""
+    return (f"FAST mode ({what}): every number below is a smoke test of the code and may contradict the "
+            "text; run without COURSE_FAST to learn from the numbers.")
+
+
 def seed_everything(seed: int = 0) -> int:
     """Seed Python, NumPy and PyTorch (CPU and CUDA) so a run repeats on the same machine.
 
