@@ -80,9 +80,13 @@ class Email:
         return QUEUES.index(self.queue)
 
 
+#: Edge-case tags that need a person, whatever the queue: neither model was trained to flag them (lesson 05).
+ESCALATION_TAGS: tuple[str, ...] = ("legal_threat", "vulnerable_customer", "bereavement")
+
+
 @dataclass(frozen=True)
 class EdgeCase:
-    """A hand-written hard email of the edge-case suite (introduced in lesson 04)."""
+    """A hard email of the edge-case suite, with its tag and expected queue (introduced in lesson 04)."""
 
     tag: str
     text: str
@@ -94,8 +98,13 @@ class EdgeCase:
         """The expected queue as an int label."""
         return QUEUES.index(self.queue)
 
+    @property
+    def needs_person(self) -> bool:
+        """True for the escalation tags (:data:`ESCALATION_TAGS`): routing alone is not enough (lesson 05)."""
+        return self.tag in ESCALATION_TAGS
 
-def _fill(template: str, rng: random.Random) -> str:
+
+def _fill(template: str, rng: random.Random, **extra: str) -> str:
     currency = rng.choice(["\u00a3", "$", "\u20ac"])
     values = {
         "order": rng.choice(["#", "", "no. ", "A"]) + str(rng.randint(100000, 9999999)),
@@ -108,7 +117,7 @@ def _fill(template: str, rng: random.Random) -> str:
         "last4": f"{rng.randint(0, 9999):04d}",
         "plan": rng.choice(_PHRASES["plans"]),
     }
-    return template.format(**values)
+    return template.format(**values, **extra)
 
 
 def _typo(word: str, rng: random.Random) -> str:
@@ -223,12 +232,14 @@ def mixture_matrix(emails: Sequence[Email]) -> np.ndarray:
 
 
 def edge_cases() -> list[EdgeCase]:
-    """A fixed, tagged suite of hard emails with the expected queue (introduced in lesson 04).
+    """A fixed, tagged suite of hard emails with the expected queue (introduced in lesson 04, grown in lesson 05).
 
     Tags: ``long_policy``, ``legal_threat``, ``vulnerable_customer``, ``bereavement``,
     ``sarcasm``, ``non_english_es``, ``non_english_de``, ``non_english_fr``, ``one_word``,
-    ``multi_intent``, ``out_of_scope``. Lesson 05 uses them to show where a student's limits are.
-    The cases live in ``email_edge_cases.json`` beside this module.
+    ``multi_intent``, ``out_of_scope``, each with 20 or more emails, so that a per-tag accuracy
+    has an interval narrow enough to say something. Hand-written cases come first, then the
+    composed ones (frames around the generator's problem statements, see
+    ``email_edge_cases.json``); the suite is drawn from one fixed seed and never changes.
     """
     suite = _read_json("email_edge_cases.json")
     rng = random.Random("edge-cases")
@@ -239,7 +250,31 @@ def edge_cases() -> list[EdgeCase]:
         else:
             text = case["text"]
         cases.append(EdgeCase(case["tag"], text, case["queue"], case.get("note", "")))
+    for recipe in suite["composed"]:
+        for i in range(recipe["count"]):
+            queue = recipe["queues"][i % len(recipe["queues"])]
+            cases.append(EdgeCase(recipe["tag"], _compose_edge(suite, recipe, queue, rng), queue, recipe["note"]))
     return cases
+
+
+def _problem(queue: str, rng: random.Random) -> str:
+    """One of the generator's problem statements of ``queue``, archive or paraphrase wording, slots unfilled."""
+    return rng.choice(_PARAPHRASE[queue] if rng.random() < 0.5 else _ARCHIVE[queue])
+
+
+def _compose_edge(suite: dict, recipe: dict, queue: str, rng: random.Random) -> str:
+    """One composed edge case: a frame, its slots drawn in the recipe's order, then the usual details filled."""
+    frame = rng.choice(recipe["frames"])
+    text = suite[frame[1:]].replace("{middle}", "{problem}") if frame.startswith("$") else frame
+    problem = _problem(queue, rng)
+    other = _problem(rng.choice([q for q in QUEUES if q not in (queue, "other")]), rng)
+    parts = {"problem": problem, "problem_lc": problem[0].lower() + problem[1:],
+             "other_problem": other, "other_problem_lc": other[0].lower() + other[1:]}
+    for name, options in recipe["slots"].items():
+        parts[name] = rng.choice(options[queue] if isinstance(options, dict) else options)
+    for name, value in parts.items():  # in order: a slot's value may hold a later slot ({relative})
+        text = text.replace("{" + name + "}", value)
+    return _fill(text, rng)
 
 
 def _decode_csv(path: Path) -> str:
