@@ -64,7 +64,7 @@ def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, teacher_key: dict
     """The teacher's logits (and named features) on ``x``, computed once and cached: "scoring old examples".
 
     The one cached-teacher-outputs helper of the course (offline distillation: each student run then
-    costs no more than training the student alone).
+    costs no more than training the baseline).
 
     Args:
         teacher_key: the recipe that made the teacher (``teacher_key(splits)``), part of the cache key

@@ -88,7 +88,7 @@ def fitnets(student: nn.Module, regressor: nn.Module, x: torch.Tensor, teacher_h
 
 
 #: The methods compared in lesson 03, in table order.
-METHODS = ["student alone", "logit KD", "hint+KD", "AT+KD", "cosine+KD", "RKD+KD"]
+METHODS = ["baseline", "soft targets", "hint+KD", "AT+KD", "cosine+KD", "RKD+KD"]
 
 
 def train_hidden_student(method: str, build_student, x: torch.Tensor, labels: torch.Tensor, teacher: dict,
@@ -114,9 +114,9 @@ def train_hidden_student(method: str, build_student, x: torch.Tensor, labels: to
         student = build_student()
     pairs = dict(pairs or {})
     common = dict(batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc=method)
-    if method == "student alone":
+    if method == "baseline":  # true labels only, no teacher
         return student, train.fit(student, x, labels, train.cross_entropy_loss, epochs=epochs, **common)
-    if method == "logit KD":
+    if method == "soft targets":  # the teacher's soft targets, no hidden-state term
         kd = lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)  # noqa: E731
         return student, train.fit(student, x, (teacher["logits"], labels), kd, epochs=epochs, **common)
     if method == "hint+KD":

@@ -35,8 +35,8 @@ def mean_std(values, scale: float = 1.0, digits: int = 1) -> str:
 def lesson02(r: dict) -> str:
     seeds = len(r["baseline_errors"])
     views = r.get("views", 1)
-    schedule = (f"distilled student and control: {r['epochs']} epochs over {views} jittered copies of the "
-                f"transfer set; hard-label student: {r.get('baseline_epochs', '?')} epochs on the plain set" if views > 1
+    schedule = (f"soft-target student and control: {r['epochs']} epochs over {views} jittered copies of the "
+                f"transfer set; baseline: {r.get('baseline_epochs', '?')} epochs on the plain set" if views > 1
                 else f"{r.get('epochs', '?')} epochs per student")
     alpha = f", alpha={r['alpha']:g}" if "alpha" in r else ""
     lines = [
@@ -47,13 +47,13 @@ def lesson02(r: dict) -> str:
         "| model | ours | Hinton et al. 2015 |",
         "|---|---:|---:|",
         f"| teacher ({r.get('teacher_description', 'CNN')}) | {r['teacher_errors']} | 67 (1200-1200 MLP, dropout, jitter) |",
-        f"| 800-800 student, hard labels | {mean_std(r['baseline_errors'])} | 146 |",
+        f"| 800-800 baseline (hard labels, no teacher) | {mean_std(r['baseline_errors'])} | 146 |",
     ]
     if "control_errors" in r:
         seeds_note = ", seed 0" if len(r["control_errors"]) == 1 else ""
         lines.append(f"| 800-800 student, hard labels on the jittered copies (control{seeds_note}) | "
                      f"{mean_std(r['control_errors'])} | - |")
-    lines.append(f"| 800-800 student, soft targets T={r['temperature']:g}{alpha} | {mean_std(r['distilled_errors'])} | 74 |")
+    lines.append(f"| 800-800 soft-target student, T={r['temperature']:g}{alpha} | {mean_std(r['soft_target_errors'])} | 74 |")
     if "chosen_temperature" in r:
         small = r["small_student_test_errors"]
         t_small = r["chosen_temperature"]["30-30"]
@@ -62,7 +62,7 @@ def lesson02(r: dict) -> str:
             f"T and alpha were chosen on the validation split (seed 0, {r.get('sweep_epochs', '?')} epochs per "
             f"setting): T={r['chosen_temperature']['800-800']:g} and alpha={r['alpha']:g} for the 800-800 student, "
             f"T={t_small:g} for the 30-30 student, which then made {small[str(t_small)]} test errors "
-            f"(hard labels: {small['hard']}).",
+            f"(baseline: {small['baseline']}).",
         ]
     om = r.get("omitted3")
     if om:
@@ -77,17 +77,17 @@ def lesson02(r: dict) -> str:
     if few:
         lines += [
             "",
-            f"Few labels ({few['fraction'] * 100:g}% of the transfer set, {few['n']} images): hard labels "
-            f"{mean_std(few['hard_errors'])} test errors, soft targets {mean_std(few['soft_errors'])}.",
+            f"Few labels ({few['fraction'] * 100:g}% of the transfer set, {few['n']} images): baseline "
+            f"{mean_std(few['baseline_errors'])} test errors, soft-target student {mean_std(few['soft_target_errors'])}.",
         ]
     return "\n".join(lines)
 
 
 def lesson04(r: dict) -> str:
     target_temperature = r.get("target_temperature", r.get("temperature", "?"))
-    rows = [("teacher", r.get("teacher_label", "MiniLM teacher")), ("student_a", "student A: labelled emails only"),
-            ("student_b", "student B: teacher's hard labels on traffic"),
-            ("student_c", f"student C: teacher's soft labels (target temperature {target_temperature})")]
+    rows = [("teacher", r.get("teacher_label", "MiniLM teacher")), ("baseline", "baseline: labelled emails only"),
+            ("hard_pseudo_labels", "hard pseudo-labels: the teacher's top queue on traffic"),
+            ("soft_targets", f"soft targets: the teacher's probabilities on traffic (target temperature {target_temperature})")]
     sizes = r.get("sizes", {})
     labelled = sizes.get("archive", "?")
     if sizes.get("labelled_recent"):
@@ -112,7 +112,7 @@ def lesson04(r: dict) -> str:
     if "throughput_ratio_q1" in r:
         ratio = ("timed interleaved on the same batches: " + ratio
                  + f" (quartiles over batches {r['throughput_ratio_q1']:,.0f}-{r['throughput_ratio_q3']:,.0f}x)")
-    lines += ["", f"Student throughput / teacher's, {ratio}"
+    lines += ["", f"Soft-target student's throughput / teacher's, {ratio}"
                   + (f", {r['latency_ratio_batch1']:,.0f}x lower latency at batch 1"
                      if "latency_ratio_batch1" in r else "")
                   + f"; teacher parameters / student's: {r['param_ratio']:,.0f}x."]
@@ -128,7 +128,7 @@ def _spread(m: dict, key: str, fmt: str) -> str:
 
 
 #: Lesson 03's table order (the notebook's ``hidden.METHODS``).
-LESSON03_ORDER = ["student alone", "logit KD", "hint+KD", "AT+KD", "cosine+KD", "RKD+KD"]
+LESSON03_ORDER = ["baseline", "soft targets", "hint+KD", "AT+KD", "cosine+KD", "RKD+KD"]
 
 
 def _latency_ms(m: dict) -> str:

@@ -126,17 +126,31 @@ def test_choose_class_bias_brute_force():
 
 def test_report_renders_lesson02(tmp_path):
     (tmp_path / "results").mkdir()
-    result = {"teacher_errors": 60, "baseline_errors": [150, 160, 170], "distilled_errors": [80, 82, 84],
+    result = {"teacher_errors": 60, "baseline_errors": [150, 160, 170], "soft_target_errors": [80, 82, 84],
               "temperature": 20, "epochs": 10, "seconds": 600.0, "device_name": "cpu",
               "omitted3": {"threes_right_before_pct": 50.0, "threes_right_after_pct": 97.0, "bias": 3.0},
-              "few_labels": {"fraction": 0.01, "n": 550, "hard_errors": [900], "soft_errors": [700]}}
+              "few_labels": {"fraction": 0.01, "n": 550, "baseline_errors": [900], "soft_target_errors": [700]}}
     (tmp_path / "results" / "lesson02.json").write_text(json.dumps(result))
     text = report.render(tmp_path)
-    assert "| 800-800 student, hard labels | 160.0 ± 10.0 | 146 |" in text
-    assert "| 800-800 student, soft targets T=20 | 82.0 ± 2.0 | 74 |" in text
+    assert "| 800-800 baseline (hard labels, no teacher) | 160.0 ± 10.0 | 146 |" in text
+    assert "| 800-800 soft-target student, T=20 | 82.0 ± 2.0 | 74 |" in text
+    assert "baseline 900.0 test errors, soft-target student 700.0" in text
     assert "97.0% after raising the class-3 bias by 3.00 on average" in text
     (tmp_path / "README.md").write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nrest\n")
     assert report.updated_readme(tmp_path) == f"intro\n{report.BEGIN}\n{text}\n{report.END}\nrest\n"
+
+
+def test_report_renders_lesson04_with_the_course_vocabulary():
+    row = {"accuracy": 0.9, "accuracy_paraphrased": 0.8, "agreement_with_teacher": 0.85, "params": 1000,
+           "ms_per_email_batch1": 0.5, "emails_per_s": 2000.0}
+    result = {"teacher": {**row, "params": 100_000}, "baseline": {**row, "accuracy": 0.8},
+              "hard_pseudo_labels": {**row, "accuracy": 0.93}, "soft_targets": {**row, "accuracy": 0.935},
+              "target_temperature": 0.25, "throughput_ratio": 1000.0, "param_ratio": 100.0,
+              "sizes": {"archive": 300, "traffic": 20000, "test": 2000}}
+    text = report.lesson04(result)
+    assert "| baseline: labelled emails only | 80.0% |" in text
+    assert "| hard pseudo-labels: the teacher's top queue on traffic | 93.0% |" in text
+    assert "| soft targets: the teacher's probabilities on traffic (target temperature 0.25) | 93.5% |" in text
 
 
 def test_readme_results_are_current():

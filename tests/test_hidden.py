@@ -165,7 +165,7 @@ def test_report_lesson03_renders_every_method():
               "seeds": [0, 1, 2], "seconds": 600.0, "device_name": "cpu (2 threads)", "latency_batch_size": 256,
               "teacher": {"test_accuracy": 0.99, "shifted_test_accuracy": 0.98, "params": 426234,
                           "latency_ms_per_batch": 9.0},
-              "methods": {m: {**method, "beta": 10.0 if "+" in m and m != "logit KD" else None}
+              "methods": {m: {**method, "beta": 10.0 if "+" in m and m != "soft targets" else None}
                           for m in hidden.METHODS}}
     text = lesson03(record)
     assert text.count("| student: ") == len(hidden.METHODS)
@@ -183,7 +183,7 @@ def test_report_lesson03_shows_latency_median_and_iqr_where_recorded():
               "latency": {"device": "cuda"},
               "teacher": {"test_accuracy": 0.99, "shifted_test_accuracy": 0.98, "params": 426234,
                           "latency_ms_per_batch": 9.0, "latency_ms_iqr": [8.5, 9.25]},
-              "methods": {"logit KD": method}}
+              "methods": {"soft targets": method}}
     text = lesson03(record)
     assert "CUDA ms / batch of 256, median (IQR)" in text
     assert "| 9.00 (8.50-9.25) |" in text and "| 2.50 (2.25-3.00) |" in text
