@@ -1,0 +1,380 @@
+"""Distilling a sequence model (introduced in lesson 07): a pointer-following task whose chain length k is a
+dial, a tiny decoder-only transformer, token-level and sequence-level KD, greedy decoding and chain metrics.
+
+**The task.** A row holds a table ``f`` of ``num_symbols`` symbols (``f(0), f(1), ...``, a random
+permutation), a separator, a start symbol ``x0``, then the chain ``x1 = f(x0), x2 = f(x1), ..., xk``::
+
+    f(0) ... f(n-1)  SEP  x0 | x1 x2 ... xk  PAD ...
+    <------------- prompt -> | <- answer: k dependent steps ->
+
+Each answer symbol needs the one before it: one wrong step and every later one is (almost surely)
+wrong, which is what makes k a chain length and not just a length. Rows are right-padded with PAD;
+``target_mask`` marks the answer positions, the only ones any loss looks at.
+
+**The model** is minGPT in miniature: token and learned position embeddings, pre-norm blocks of
+causal self-attention and an MLP, a final norm and a linear head; nothing beyond ``torch``. A
+logit at position t is the model's distribution over the token at position t + 1.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Optional
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import cache, config, train
+from .evaluate import model_device
+from .losses import kd_loss
+
+# ----------------------------------------------------------------------------- the task
+NUM_SYMBOLS = 16
+
+
+def sep_token(num_symbols: int = NUM_SYMBOLS) -> int:
+    """The separator between the table and the start symbol."""
+    return num_symbols
+
+
+def pad_token(num_symbols: int = NUM_SYMBOLS) -> int:
+    """The padding token after a row's last answer symbol."""
+    return num_symbols + 1
+
+
+def vocab_size(num_symbols: int = NUM_SYMBOLS) -> int:
+    """Symbols, SEP and PAD."""
+    return num_symbols + 2
+
+
+def prompt_length(num_symbols: int = NUM_SYMBOLS) -> int:
+    """Table, SEP and start symbol: the answer starts at this position."""
+    return num_symbols + 2
+
+
+@dataclass
+class Chains:
+    """A batch of pointer-following rows (see the module docstring).
+
+    tokens: (N, prompt + max_k) int64, right-padded with PAD. target_mask: (N, prompt + max_k) bool,
+    True at answer positions. lengths: (N,) int64, each row's chain length k.
+    """
+
+    tokens: torch.Tensor
+    target_mask: torch.Tensor
+    lengths: torch.Tensor
+    num_symbols: int = NUM_SYMBOLS
+
+    @property
+    def prompts(self) -> torch.Tensor:
+        """(N, prompt_length): what a model is given."""
+        return self.tokens[:, :prompt_length(self.num_symbols)]
+
+    @property
+    def answers(self) -> torch.Tensor:
+        """(N, max_k): the chains, PAD after each row's k steps."""
+        return self.tokens[:, prompt_length(self.num_symbols):]
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+
+def make_chains(num_rows: int, lengths, seed: int, num_symbols: int = NUM_SYMBOLS,
+                max_length: Optional[int] = None) -> Chains:
+    """``num_rows`` random rows, chain lengths drawn uniformly from ``lengths``; deterministic given ``seed``.
+
+    Args:
+        lengths: the chain lengths k to draw from, e.g. ``range(1, 9)``; one int for a fixed k.
+        seed: a local ``torch.Generator`` is seeded with it (the global RNG is never touched).
+        max_length: pad every row to this many answer positions (default: the largest k drawn from).
+    """
+    lengths = [lengths] if isinstance(lengths, int) else list(lengths)
+    if not lengths or min(lengths) < 1:
+        raise ValueError(f"chain lengths must be >= 1, got {lengths}")
+    max_length = max_length or max(lengths)
+    if max(lengths) > max_length:
+        raise ValueError(f"max_length={max_length} is shorter than the longest chain {max(lengths)}")
+    generator = torch.Generator().manual_seed(seed)
+    tables = torch.argsort(torch.rand(num_rows, num_symbols, generator=generator), dim=1)  # random permutations
+    ks = torch.tensor(lengths)[torch.randint(len(lengths), (num_rows,), generator=generator)]
+    start = torch.randint(num_symbols, (num_rows,), generator=generator)
+    answers = torch.full((num_rows, max_length), pad_token(num_symbols), dtype=torch.long)
+    current = start
+    rows = torch.arange(num_rows)
+    for step in range(max_length):
+        current = tables[rows, current]  # one pointer hop for every row at once
+        answers[:, step] = torch.where(step < ks, current, answers[:, step])
+    sep = torch.full((num_rows, 1), sep_token(num_symbols), dtype=torch.long)
+    tokens = torch.cat([tables, sep, start[:, None], answers], dim=1)
+    positions = torch.arange(tokens.shape[1])
+    p = prompt_length(num_symbols)
+    target_mask = (positions >= p) & (positions < p + ks[:, None])
+    return Chains(tokens, target_mask, ks, num_symbols)
+
+
+# ----------------------------------------------------------------------------- the model
+class CausalSelfAttention(nn.Module):
+    """Multi-head self-attention in which position t sees positions 0..t only."""
+
+    def __init__(self, d_model: int, num_heads: int, max_len: int):
+        super().__init__()
+        if d_model % num_heads:
+            raise ValueError(f"d_model={d_model} must be a multiple of num_heads={num_heads}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(d_model, 3 * d_model)
+        self.proj = nn.Linear(d_model, d_model)
+        self.register_buffer("causal", torch.tril(torch.ones(max_len, max_len, dtype=torch.bool)), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, d_model = x.shape
+        q, k, v = self.qkv(x).split(d_model, dim=2)
+        # (B, L, D) -> (B, heads, L, D / heads)
+        q, k, v = (t.view(batch, length, self.num_heads, -1).transpose(1, 2) for t in (q, k, v))
+        scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])
+        scores = scores.masked_fill(~self.causal[:length, :length], float("-inf"))  # no peeking ahead
+        out = torch.softmax(scores, dim=-1) @ v
+        return self.proj(out.transpose(1, 2).reshape(batch, length, d_model))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: x + attention(norm(x)), then x + MLP(norm(x))."""
+
+    def __init__(self, d_model: int, num_heads: int, max_len: int):
+        super().__init__()
+        self.norm1, self.norm2 = nn.LayerNorm(d_model), nn.LayerNorm(d_model)
+        self.attention = CausalSelfAttention(d_model, num_heads, max_len)
+        self.mlp = nn.Sequential(nn.Linear(d_model, 4 * d_model), nn.GELU(), nn.Linear(4 * d_model, d_model))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyGPT(nn.Module):
+    """A decoder-only transformer: tokens (B, L) int64 -> next-token logits (B, L, vocab).
+
+    Args:
+        vocab: number of token ids. max_len: the longest row it can read (learned positions).
+        d_model, num_layers, num_heads: width, depth and heads per attention layer.
+    """
+
+    def __init__(self, vocab: int, max_len: int, d_model: int = 64, num_layers: int = 2, num_heads: int = 4):
+        super().__init__()
+        self.max_len = max_len
+        self.token_embedding = nn.Embedding(vocab, d_model)
+        self.position_embedding = nn.Embedding(max_len, d_model)
+        self.blocks = nn.Sequential(*[Block(d_model, num_heads, max_len) for _ in range(num_layers)])
+        self.norm = nn.LayerNorm(d_model)
+        self.head = nn.Linear(d_model, vocab)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(module: nn.Module) -> None:
+        if isinstance(module, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(module.weight, std=0.02)  # GPT-2's initialisation
+            if getattr(module, "bias", None) is not None:
+                nn.init.zeros_(module.bias)
+
+    def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        length = tokens.shape[1]
+        if length > self.max_len:
+            raise ValueError(f"rows of {length} tokens are longer than this model's max_len={self.max_len}")
+        positions = torch.arange(length, device=tokens.device)
+        x = self.token_embedding(tokens) + self.position_embedding(positions)
+        return self.head(self.norm(self.blocks(x)))
+
+
+# ----------------------------------------------------------------------------- losses: one per training signal
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the ground truth, averaged over the positions where ``mask`` is True.
+
+    Args:
+        logits: (B, L, V), already aligned with ``targets`` (logit t scores token t + 1 of the row).
+        targets: (B, L) int64. mask: (B, L) bool; padding and prompt positions are False.
+    """
+    return F.cross_entropy(logits[mask], targets[mask])
+
+
+def masked_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """Token-level KD: ``losses.kd_loss`` at every position where ``mask`` is True, averaged over those positions.
+
+    Padding must stay out of both the sum and the count: selecting the masked rows first
+    (``logits[mask]``, shape (M, V)) does both, because ``kd_loss`` averages over its rows.
+    Multiplying by the mask and averaging over all B * L positions would shrink the loss of
+    short rows, and the more padding a batch had, the weaker its signal.
+
+    Args:
+        student_logits, teacher_logits: (B, L, V), aligned (same input tokens, same positions).
+        mask: (B, L) bool. temperature: as in ``kd_loss`` (the T^2 factor is applied there).
+    """
+    return kd_loss(student_logits[mask], teacher_logits[mask], temperature)
+
+
+def token_kd_loss(student: nn.Module, teacher: nn.Module, tokens: torch.Tensor, target_mask: torch.Tensor,
+                  temperature: float = 1.0) -> torch.Tensor:
+    """Token-level KD on whole rows: both models read ``tokens[:, :-1]`` (teacher forcing), and at every answer
+    position the student's next-token distribution is pulled to the teacher's. Exercise 7.1.
+
+    Both models see the same prefix, so their logits line up position by position; the logit at
+    position t predicts token t + 1, so the mask is ``target_mask[:, 1:]``. The teacher runs under
+    ``torch.no_grad()``: it is a fixed target, and a graph through it would only cost memory and time.
+    """
+    inputs = tokens[:, :-1].to(model_device(student))
+    mask = target_mask[:, 1:].to(inputs.device)
+    with torch.no_grad():
+        teacher_logits = teacher(inputs)
+    return masked_kd_loss(student(inputs), teacher_logits, mask, temperature)
+
+
+# ----------------------------------------------------------------------------- decoding
+@torch.no_grad()
+def greedy_decode(model: nn.Module, prompts: torch.Tensor, num_steps: int) -> torch.Tensor:
+    """Greedy decoding: append the most likely next token ``num_steps`` times. Exercise 7.2.
+
+    Args:
+        prompts: (B, P) int64, all of the same length (true of this task), on any device.
+    Returns:
+        (B, num_steps) int64 on the CPU: the generated tokens only. The model stays where it is;
+        eval mode during the call, its mode restored after. No cache of keys and values: every step
+        re-reads the whole row (simple; at these lengths the cost is small).
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        tokens = prompts.to(model_device(model))
+        for _ in range(num_steps):
+            next_token = model(tokens)[:, -1].argmax(dim=-1, keepdim=True)  # the last position's prediction
+            tokens = torch.cat([tokens, next_token], dim=1)
+    finally:
+        model.train(was_training)
+    return tokens[:, prompts.shape[1]:].cpu()
+
+
+def transfer_set(teacher: nn.Module, prompts: torch.Tensor, lengths: torch.Tensor,
+                 num_symbols: int = NUM_SYMBOLS, batch_size: int = 1024) -> Chains:
+    """Sequence-level KD's training data (Kim & Rush 2016): fresh prompts completed by the teacher's greedy outputs.
+
+    No labels are used: each row's answer is whatever the teacher generates for its k steps
+    (right or wrong), padded after step k like the ground-truth rows, so every training helper
+    takes it as it takes ground truth.
+    """
+    lengths = lengths.cpu()
+    max_k = int(lengths.max())
+    answers = torch.cat([greedy_decode(teacher, prompts[i:i + batch_size], max_k)
+                         for i in range(0, len(prompts), batch_size)])
+    steps = torch.arange(max_k)
+    answers = torch.where(steps < lengths[:, None], answers, pad_token(num_symbols))
+    tokens = torch.cat([prompts.cpu(), answers], dim=1)
+    p = prompt_length(num_symbols)
+    target_mask = (torch.arange(tokens.shape[1]) >= p) & (torch.arange(tokens.shape[1]) < p + lengths[:, None])
+    return Chains(tokens, target_mask, lengths, num_symbols)
+
+
+# ----------------------------------------------------------------------------- metrics
+def _check_answers(predicted: torch.Tensor, answers: torch.Tensor, lengths: torch.Tensor) -> None:
+    if predicted.shape[0] != answers.shape[0] or predicted.shape[0] != lengths.shape[0]:
+        raise ValueError(f"predicted {tuple(predicted.shape)}, answers {tuple(answers.shape)} and lengths "
+                         f"{tuple(lengths.shape)} must have the same number of rows")
+    if int(lengths.max()) > min(predicted.shape[1], answers.shape[1]):
+        raise ValueError(f"a chain of length {int(lengths.max())} needs that many predicted and true steps, got "
+                         f"{predicted.shape[1]} and {answers.shape[1]}")
+
+
+def first_error(predicted: torch.Tensor, answers: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(N,) int64: the step (1 = the first hop) at which each row's chain first goes wrong; 0 where all k are right.
+
+    Only the first ``lengths[i]`` steps of row i count: what a model writes after them is ignored.
+    """
+    _check_answers(predicted, answers, lengths)
+    k = int(lengths.max())
+    steps = torch.arange(1, k + 1)
+    wrong = (predicted[:, :k].cpu() != answers[:, :k].cpu()) & (steps <= lengths.cpu()[:, None])
+    return torch.where(wrong.any(dim=1), wrong.float().argmax(dim=1) + 1, 0)
+
+
+def exact_match(predicted: torch.Tensor, answers: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(N,) bool: whether each row's first ``lengths[i]`` steps are all right."""
+    return first_error(predicted, answers, lengths) == 0
+
+
+def accuracy_by_length(model: nn.Module, chains: Chains, batch_size: int = 1024) -> dict[int, float]:
+    """Exact-match accuracy for each chain length in ``chains``: ``{k: share of rows of length k fully right}``."""
+    predicted = decode_chains(model, chains, batch_size)
+    right = exact_match(predicted, chains.answers, chains.lengths)
+    return {int(k): float(right[chains.lengths == k].float().mean()) for k in chains.lengths.unique()}
+
+
+def decode_chains(model: nn.Module, chains: Chains, batch_size: int = 1024) -> torch.Tensor:
+    """(N, max_k) greedy answers of ``model`` to every prompt of ``chains``."""
+    max_k = chains.answers.shape[1]
+    return torch.cat([greedy_decode(model, chains.prompts[i:i + batch_size], max_k)
+                      for i in range(0, len(chains), batch_size)])
+
+
+# ----------------------------------------------------------------------------- training
+def fit_chains(model: nn.Module, chains: Chains, teacher_logits: Optional[torch.Tensor] = None,
+               temperature: float = 1.0, epochs: int = 10, batch_size: int = 128, lr: float = 3e-3,
+               seed: int = 0, progress: bool = True, desc: str = "train") -> train.History:
+    """Train ``model`` in place on ``chains`` with teacher forcing, through ``train.fit``.
+
+    Without ``teacher_logits``: cross-entropy on the answer tokens of ``chains`` (ground truth, or the
+    teacher's greedy outputs for sequence-level KD). With ``teacher_logits`` ((N, L - 1, V), the
+    teacher's logits on ``chains.tokens[:, :-1]``, see :func:`teacher_logits`): token-level KD at every
+    answer position, no labels.
+    """
+    x, mask = chains.tokens[:, :-1], chains.target_mask[:, 1:]
+    if teacher_logits is None:
+        return train.fit(model, x, (chains.tokens[:, 1:], mask), masked_cross_entropy, epochs=epochs,
+                         batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc=desc)
+    if teacher_logits.shape[:2] != x.shape:
+        raise ValueError(f"teacher_logits {tuple(teacher_logits.shape)} must be the teacher's logits on "
+                         f"chains.tokens[:, :-1] {tuple(x.shape)}")
+    loss_fn = lambda logits, targets, m: masked_kd_loss(logits, targets, m, temperature)  # noqa: E731
+    return train.fit(model, x, (teacher_logits, mask), loss_fn, epochs=epochs, batch_size=batch_size, lr=lr,
+                     seed=seed, progress=progress, desc=desc)
+
+
+@torch.no_grad()
+def teacher_logits(teacher: nn.Module, chains: Chains, batch_size: int = 1024) -> torch.Tensor:
+    """(N, L - 1, V) float32 on the CPU: the teacher's next-token logits on ``chains.tokens[:, :-1]``."""
+    was_training = teacher.training
+    teacher.eval()
+    try:
+        x = chains.tokens[:, :-1]
+        device = model_device(teacher)
+        out = torch.cat([teacher(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)])
+    finally:
+        teacher.train(was_training)
+    return out
+
+
+def build_model(spec: dict, seed: int) -> TinyGPT:
+    """A TinyGPT from a spec dict (``vocab, max_len, d_model, num_layers, num_heads``), seeded weights, on the CPU."""
+    with config.seeded(seed):
+        return TinyGPT(**spec)
+
+
+def chains_key(chains: Chains) -> str:
+    """A fingerprint of a set of chains: part of the cache key of anything computed from it."""
+    return config.config_hash({"tokens": chains.tokens, "lengths": chains.lengths})
+
+
+def cached_teacher(recipe: dict, chains: Chains, device: Optional[torch.device] = None,
+                   progress: bool = True) -> tuple[TinyGPT, bool]:
+    """The trained teacher: loaded from the verified cache, or trained once on ``chains`` with cross-entropy.
+
+    The cache key is the full recipe (architecture, schedule, seed) and a fingerprint of the
+    training rows. Returns ``(teacher, from_cache)``; the teacher is in eval mode on ``device``.
+    """
+    key = {"recipe": recipe, "data": chains_key(chains)}
+
+    def build():
+        return build_model(recipe["model"], recipe["seed"]).to(device or config.get_device())
+
+    def fit_teacher(model):
+        fit_chains(model, chains, epochs=recipe["epochs"], batch_size=recipe["batch_size"], lr=recipe["lr"],
+                   seed=recipe["seed"], progress=progress, desc="teacher")
+
+    return cache.cached_model("sequence-teacher", key, build, fit_teacher)

@@ -1,0 +1,205 @@
+"""Tests for course_lib.sequence (lesson 07): the task, the transformer's causal mask, masked token KD,
+greedy decoding, the chain metrics, and a small learning test. Expected values come from independent
+computations (a Python loop over the table, the KL written out in float64, argmax step by step)."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from course_lib import sequence as sq
+
+NUM_SYMBOLS = 6
+
+
+def tiny_model(seed=0, d_model=16, num_layers=1, num_heads=2, max_len=20, vocab=NUM_SYMBOLS + 2):
+    return sq.build_model(dict(vocab=vocab, max_len=max_len, d_model=d_model, num_layers=num_layers,
+                               num_heads=num_heads), seed)
+
+
+# ----------------------------------------------------------------------------- the task
+def test_make_chains_is_deterministic_and_seeded():
+    a = sq.make_chains(50, range(1, 5), seed=3, num_symbols=NUM_SYMBOLS)
+    b = sq.make_chains(50, range(1, 5), seed=3, num_symbols=NUM_SYMBOLS)
+    c = sq.make_chains(50, range(1, 5), seed=4, num_symbols=NUM_SYMBOLS)
+    assert torch.equal(a.tokens, b.tokens) and torch.equal(a.lengths, b.lengths)
+    assert not torch.equal(a.tokens, c.tokens)
+
+
+def test_make_chains_follows_the_pointers():
+    """Every answer is recomputed with a plain Python loop over the row's own table."""
+    chains = sq.make_chains(200, range(1, 7), seed=0, num_symbols=NUM_SYMBOLS, max_length=8)
+    pad, sep, p = sq.pad_token(NUM_SYMBOLS), sq.sep_token(NUM_SYMBOLS), sq.prompt_length(NUM_SYMBOLS)
+    assert chains.tokens.shape == (200, p + 8)
+    assert set(chains.lengths.tolist()) == set(range(1, 7))
+    for row, k, mask in zip(chains.tokens.tolist(), chains.lengths.tolist(), chains.target_mask.tolist()):
+        table, x = row[:NUM_SYMBOLS], row[NUM_SYMBOLS + 1]
+        assert sorted(table) == list(range(NUM_SYMBOLS)) and row[NUM_SYMBOLS] == sep
+        expected = []
+        for _ in range(k):
+            x = table[x]
+            expected.append(x)
+        assert row[p:p + k] == expected
+        assert row[p + k:] == [pad] * (8 - k)
+        assert mask == [p <= i < p + k for i in range(len(row))]
+
+
+def test_make_chains_refuses_bad_lengths():
+    with pytest.raises(ValueError):
+        sq.make_chains(3, [0, 1], seed=0)
+    with pytest.raises(ValueError):
+        sq.make_chains(3, [5], seed=0, max_length=4)
+
+
+# ----------------------------------------------------------------------------- the model
+def test_causal_mask_later_tokens_never_change_earlier_logits():
+    model = tiny_model(num_layers=2).eval()
+    g = torch.Generator().manual_seed(0)
+    tokens = torch.randint(NUM_SYMBOLS + 2, (4, 12), generator=g)
+    with torch.no_grad():
+        before = model(tokens)
+        for t in range(12):
+            changed = tokens.clone()
+            changed[:, t:] = torch.randint(NUM_SYMBOLS + 2, changed[:, t:].shape, generator=g)
+            after = model(changed)
+            assert torch.allclose(after[:, :t], before[:, :t], atol=1e-6)
+        assert not torch.allclose(model(changed)[:, -1], before[:, -1])  # the last position does read its token
+
+
+def test_model_refuses_rows_longer_than_max_len():
+    with pytest.raises(ValueError, match="max_len"):
+        tiny_model(max_len=5)(torch.zeros(1, 6, dtype=torch.long))
+
+
+# ----------------------------------------------------------------------------- masked token KD
+def _kd_by_hand(student, teacher, mask, temperature):
+    """T^2 * mean over masked positions of sum_v p_v (log p_v - log q_v), in float64 with explicit loops."""
+    terms = []
+    for b in range(student.shape[0]):
+        for t in range(student.shape[1]):
+            if not mask[b, t]:
+                continue
+            zs = [float(v) / temperature for v in student[b, t]]
+            zt = [float(v) / temperature for v in teacher[b, t]]
+            ls = math.log(sum(math.exp(v) for v in zs))
+            lt = math.log(sum(math.exp(v) for v in zt))
+            terms.append(sum(math.exp(a - lt) * ((a - lt) - (c - ls)) for a, c in zip(zt, zs)))
+    return temperature**2 * sum(terms) / len(terms)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_masked_kd_loss_equals_hand_computation_and_ignores_padding(temperature):
+    g = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g) * 2
+    mask = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=torch.bool)
+    loss = sq.masked_kd_loss(student, teacher, mask, temperature)
+    assert loss.item() == pytest.approx(_kd_by_hand(student, teacher, mask, temperature), rel=1e-5)
+    # whatever sits at padded positions changes nothing
+    student2, teacher2 = student.clone(), teacher.clone()
+    student2[~mask] = 100.0 * torch.randn(int((~mask).sum()), 7, generator=g)
+    teacher2[~mask] = -50.0
+    assert sq.masked_kd_loss(student2, teacher2, mask, temperature).item() == pytest.approx(loss.item(), rel=1e-6)
+
+
+def test_token_kd_loss_aligns_positions_and_keeps_the_teacher_out_of_autograd():
+    chains = sq.make_chains(8, range(1, 5), seed=0, num_symbols=NUM_SYMBOLS)
+    student, teacher = tiny_model(0), tiny_model(1, d_model=32)
+    loss = sq.token_kd_loss(student, teacher, chains.tokens, chains.target_mask, temperature=2.0)
+    x, mask = chains.tokens[:, :-1], chains.target_mask[:, 1:]
+    with torch.no_grad():
+        expected = _kd_by_hand(student(x), teacher(x), mask, 2.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    loss.backward()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(p.grad is not None for p in student.parameters())
+
+
+def test_masked_cross_entropy_ignores_padding():
+    g = torch.Generator().manual_seed(2)
+    logits, targets = torch.randn(2, 4, 5, generator=g), torch.randint(5, (2, 4), generator=g)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    by_hand = -sum(torch.log_softmax(logits[b, t], -1)[targets[b, t]].item()
+                   for b, t in [(0, 0), (0, 1), (1, 0)]) / 3
+    assert sq.masked_cross_entropy(logits, targets, mask).item() == pytest.approx(by_hand, rel=1e-6)
+
+
+# ----------------------------------------------------------------------------- decoding
+def test_greedy_decode_is_deterministic_and_argmax_step_by_step(models_never_move):
+    model = tiny_model(0, num_layers=2)
+    prompts = sq.make_chains(5, 3, seed=0, num_symbols=NUM_SYMBOLS).prompts
+    out = sq.greedy_decode(model, prompts, 6)
+    assert out.shape == (5, 6) and out.dtype == torch.long
+    assert torch.equal(out, sq.greedy_decode(model, prompts, 6))
+    tokens = prompts.clone()
+    with torch.no_grad():
+        for _ in range(6):
+            logits = model(tokens)[:, -1]
+            tokens = torch.cat([tokens, logits.argmax(-1, keepdim=True)], dim=1)
+    assert torch.equal(out, tokens[:, prompts.shape[1]:])
+    assert model.training  # its mode is restored
+
+
+def test_transfer_set_holds_the_teachers_answers_padded_after_k():
+    teacher = tiny_model(0)
+    fresh = sq.make_chains(20, range(1, 5), seed=5, num_symbols=NUM_SYMBOLS)
+    chains = sq.transfer_set(teacher, fresh.prompts, fresh.lengths, num_symbols=NUM_SYMBOLS)
+    greedy = sq.greedy_decode(teacher, fresh.prompts, 4)
+    p = sq.prompt_length(NUM_SYMBOLS)
+    assert torch.equal(chains.prompts, fresh.prompts)
+    assert torch.equal(chains.target_mask, fresh.target_mask)
+    for row, k in enumerate(fresh.lengths.tolist()):
+        assert chains.tokens[row, p:p + k].tolist() == greedy[row, :k].tolist()
+        assert (chains.tokens[row, p + k:] == sq.pad_token(NUM_SYMBOLS)).all()
+
+
+# ----------------------------------------------------------------------------- metrics
+def test_first_error_and_exact_match_on_hand_cases():
+    answers = torch.tensor([[1, 2, 3, 4], [1, 2, 3, 4], [1, 2, 3, 4], [5, 5, 9, 9], [1, 2, 0, 0]])
+    predicted = torch.tensor([[1, 2, 3, 4], [1, 9, 3, 4], [0, 0, 0, 0], [5, 5, 1, 1], [1, 2, 7, 7]])
+    lengths = torch.tensor([4, 4, 3, 2, 2])
+    assert sq.first_error(predicted, answers, lengths).tolist() == [0, 2, 1, 0, 0]
+    assert sq.exact_match(predicted, answers, lengths).tolist() == [True, False, False, True, True]
+
+
+def test_metrics_refuse_short_predictions():
+    with pytest.raises(ValueError):
+        sq.first_error(torch.zeros(1, 2, dtype=torch.long), torch.zeros(1, 4, dtype=torch.long), torch.tensor([3]))
+
+
+def test_accuracy_by_length_of_a_perfect_and_a_broken_model():
+    chains = sq.make_chains(30, range(1, 4), seed=0, num_symbols=NUM_SYMBOLS)
+
+    class Oracle(torch.nn.Module):
+        """Reads the table and the last symbol and puts all its weight on the next hop."""
+
+        def __init__(self):
+            super().__init__()
+            self.dummy = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, tokens):
+            nxt = tokens[:, :NUM_SYMBOLS].gather(1, tokens[:, -1:].clamp(max=NUM_SYMBOLS - 1))
+            logits = torch.zeros(*tokens.shape, NUM_SYMBOLS + 2)
+            logits[:, -1].scatter_(1, nxt, 10.0)
+            return logits
+
+    assert sq.accuracy_by_length(Oracle(), chains) == {1: 1.0, 2: 1.0, 3: 1.0}
+
+
+# ----------------------------------------------------------------------------- learning
+def test_token_kd_moves_a_tiny_student_towards_the_teacher(one_thread):
+    chains = sq.make_chains(256, range(1, 5), seed=0, num_symbols=NUM_SYMBOLS)
+    teacher = tiny_model(1, d_model=32)
+    with torch.no_grad():  # a confident, non-trivial teacher
+        teacher.head.weight.mul_(50.0)
+    targets = sq.teacher_logits(teacher, chains)
+    student = tiny_model(0)
+    x, mask = chains.tokens[:, :-1], chains.target_mask[:, 1:]
+
+    def distance():
+        with torch.no_grad():
+            return sq.masked_kd_loss(student(x), targets, mask).item()
+
+    before = distance()
+    sq.fit_chains(student, chains, teacher_logits=targets, epochs=5, batch_size=32, lr=1e-2, progress=False)
+    assert distance() < 0.5 * before
