@@ -564,3 +564,63 @@ def choose_threshold(student_probs, teacher_probs, labels, target_accuracy: floa
     curve = cascade_curve(student_probs, teacher_probs, labels, thresholds)
     passing = [row["threshold"] for row in curve if row["accuracy"] >= target_accuracy]
     return min(passing) if passing else None
+
+
+def draw_cascade(ax, curve: Sequence[dict], threshold: Optional[float] = None, teacher_accuracy: Optional[float] = None,
+                 title: str = "cascade: accuracy vs share sent to the teacher"):
+    """Draw :func:`cascade_curve`'s rows on ``ax``: accuracy (%) against the share of emails the teacher reads (%).
+
+    Marks the row of ``threshold`` (the nearest one in the curve) and the teacher-alone accuracy.
+    Uses matplotlib's object API only (no pyplot), so a widget callback on any thread may call it.
+    """
+    share = [100 * row["share_to_teacher"] for row in curve]
+    acc = [100 * row["accuracy"] for row in curve]
+    ax.plot(share, acc, color="tab:blue", label="cascade")
+    if teacher_accuracy is not None:
+        ax.axhline(100 * teacher_accuracy, color="black", linestyle="--", label="teacher alone")
+    if threshold is not None:
+        row = min(curve, key=lambda r: abs(r["threshold"] - threshold))
+        ax.plot(100 * row["share_to_teacher"], 100 * row["accuracy"], "o", color="tab:red", markersize=8,
+                label=f"threshold {row['threshold']:.3f}: {100 * row['share_to_teacher']:.1f}% to the teacher, "
+                      f"{100 * row['accuracy']:.1f}% right")
+    ax.set_xlabel("emails the teacher reads (%)")
+    ax.set_ylabel("cascade accuracy (%)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def cascade_explorer(curve: Sequence[dict], threshold: float, teacher_accuracy: Optional[float] = None):
+    """A threshold slider over a cascade curve (lesson 05); a static PNG where widgets cannot run.
+
+    Args:
+        curve: :func:`cascade_curve`'s rows (e.g. on the test set, for a chosen grid of thresholds).
+        threshold: the slider's starting value (the threshold chosen on validation).
+        teacher_accuracy: drawn as a dashed line.
+    Returns an ipywidgets box; as a cell's last line a widget front end shows the live slider, any other
+    (nbval, an HTML export) the PNG of the starting threshold (the pattern of lesson 01's explorer).
+    """
+    import threading
+
+    import ipywidgets as widgets
+    from matplotlib.figure import Figure
+
+    from .plots import _ExplorerBox, _png
+
+    thresholds = [row["threshold"] for row in curve]
+    start = min(thresholds, key=lambda t: abs(t - threshold))
+    slider = widgets.SelectionSlider(options=[(f"{t:.3f}", t) for t in thresholds], value=start,
+                                     description="threshold", continuous_update=False,
+                                     style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
+    lock = threading.Lock()
+
+    def png() -> bytes:
+        with lock:
+            fig = Figure(figsize=(6.4, 3.6), dpi=100)
+            draw_cascade(fig.subplots(), curve, float(slider.value), teacher_accuracy)
+            fig.tight_layout()
+            return _png(fig)
+
+    picture = widgets.Image(value=png(), format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+    slider.observe(lambda change: setattr(picture, "value", png()), names="value")
+    return _ExplorerBox([slider, picture])

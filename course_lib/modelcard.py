@@ -17,7 +17,8 @@ Results layout (every key optional)::
         "cascade": {"threshold", "share_to_teacher", "accuracy", "teacher_accuracy", "cpu_s_per_million"},
         "slices": {name: {"n", "student_accuracy", "student_ci", "teacher_accuracy", "agreement",
                           "accuracy_gap", "gap_ci"}}   # or evaluate.slice_metrics's list of dicts
-        "failures": [{"text", "label", "student", "teacher", "student_confidence"}, ...]},
+        "failures": [{"text", "label", "student", "teacher", "student_confidence"}, ...],
+        "needs_person": {"emails", "flagged", "teacher_right_queue", "student_right_queue"}},
      "mnist": {any scalars, listed as they are},
      "lineage": {"teacher_encoder", "teacher_sha256", "teacher_recipe", "student_architecture",
                  "data_seed", "generator_seed", "transfer_set_size", "temperature", "alpha",
@@ -41,7 +42,7 @@ LINEAGE_FIELDS = [
     ("data_seed", "data seed"),
     ("generator_seed", "email generator seed"),
     ("transfer_set_size", "transfer set (emails the teacher labelled)"),
-    ("temperature", "distillation temperature"),
+    ("temperature", "target temperature of the soft targets"),
     ("alpha", "weight of the soft-target loss (alpha)"),
     ("epochs", "student training epochs"),
 ]
@@ -171,6 +172,21 @@ def _cascade(router: dict) -> list[str]:
     return lines + _table(header, rows) + [""]
 
 
+def _needs_person(router: dict) -> list[str]:
+    """Escalations (legal threats, vulnerable or bereaved customers): routed, never flagged for a person."""
+    escalations = _get(router, "needs_person")
+    if not isinstance(escalations, dict):
+        return []
+    rows = [["emails that need a person (edge-case suite)", escalations.get("emails")],
+            ["flagged for a person by the student", escalations.get("flagged")],
+            ["routed to the expected queue by the teacher (share)", escalations.get("teacher_right_queue")],
+            ["routed to the expected queue by the student (share)", escalations.get("student_right_queue")]]
+    return ["## Escalations", "",
+            "Legal threats, vulnerable and bereaved customers need a person whatever the queue. Neither model "
+            "was trained to flag them: a queue is all they can give.", "",
+            *_table(["measure", "value"], rows), ""]
+
+
 def _failures(router: dict, max_failures: int) -> list[str]:
     failures = _get(router, "failures") or _get(router, "failure_examples")
     lines = ["## Known failures", ""]
@@ -211,6 +227,7 @@ def build_model_card(results: dict | str | Path, *, title: str = "Model card: th
     lines += _preserve_and_lose(router)
     lines += _slice_table(router)
     lines += _cascade(router)
+    lines += _needs_person(router)
     lines += _failures(router, max_failures)
     lines += _mnist(results.get("mnist"))
     return "\n".join(lines).rstrip() + "\n"

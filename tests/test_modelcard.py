@@ -59,6 +59,7 @@ def measured_results():
             "failures": [{"text": "Order 40417 was charged twice | and the refund form rejects my card ending 3318",
                           "label": "refund", "student": "billing", "student_confidence": 0.9127,
                           "teacher": "refund"}],
+            "needs_person": {"emails": 72, "flagged": 0, "teacher_right_queue": 0.7083, "student_right_queue": 0.8194},
         },
         "mnist": {"teacher_errors": 61, "student_errors": 73, "baseline_errors": [152, 171, 156]},
         "lineage": {"teacher_encoder": "sentence-transformers/all-MiniLM-L6-v2",
@@ -94,7 +95,8 @@ def test_card_sections_and_measured_values_appear():
     card = build_model_card(results)
     for heading in ["## Intended use", "## Out-of-scope uses", "## Lineage",
                     "## What the student was trained to preserve, and what it was allowed to lose",
-                    "## Per slice", "## Cascade to the teacher", "## Known failures", "## The same checks on MNIST"]:
+                    "## Per slice", "## Cascade to the teacher", "## Escalations", "## Known failures",
+                    "## The same checks on MNIST"]:
         assert heading in card
     assert results["lineage"]["teacher_sha256"] in card
     assert "long policy complaint" in card and "0.7345" in card and "12511" in card
