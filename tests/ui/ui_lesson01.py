@@ -90,6 +90,11 @@ JS_KERNEL_READY = """async () => {
   const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
   return !!kernel && kernel.connectionStatus === 'connected' && kernel.status === 'idle';
 }"""
+JS_COMMS_SETTING = """async () => {
+  const settings = await window.jupyterapp.serviceManager.settings.fetch('@jupyterlab/apputils-extension:kernels-settings');
+  const user = settings.settings && settings.settings.commsOverSubshells;
+  return user || settings.schema.properties.commsOverSubshells.default;
+}"""
 JS_NOTEBOOK = "() => window.jupyterapp.shell.currentWidget.context.model.toJSON()"
 JS_IDLE = "() => window.jupyterapp.shell.currentWidget.sessionContext.session.kernel.status === 'idle'"
 JS_IMAGE_STATS = """(img) => {
@@ -101,10 +106,15 @@ JS_IMAGE_STATS = """(img) => {
   const data = ctx.getImageData(0, 0, canvas.width, canvas.height).data;
   let inked = 0;
   for (let i = 0; i < data.length; i += 4) if (data[i] + data[i + 1] + data[i + 2] < 600 && data[i + 3] > 0) inked++;
+  // clipped: cut by any ancestor that hides or scrolls its overflow (up to the notebook), or shrunk below its width
   const box = img.getBoundingClientRect();
-  const area = img.closest('.jp-OutputArea').getBoundingClientRect();
-  return {width: canvas.width, inked: inked / (canvas.width * canvas.height),
-          clipped: box.right > area.right + 1 || box.width < 0.98 * Math.min(canvas.width, area.width - 80)};
+  let clipped = box.width < 0.5 * canvas.width;
+  for (let el = img.parentElement; el && !el.classList.contains('jp-Notebook'); el = el.parentElement) {
+    const style = getComputedStyle(el);
+    if (style.overflowX === 'visible') continue;
+    if (box.right > el.getBoundingClientRect().right + 1 || el.scrollWidth > el.clientWidth + 1) clipped = true;
+  }
+  return {width: canvas.width, inked: inked / (canvas.width * canvas.height), clipped};
 }"""
 
 
@@ -114,7 +124,7 @@ def check(condition: bool, message: str, failures: list[str]) -> None:
         failures.append(message)
 
 
-def run(chromium: str, settings: str) -> int:
+def run(chromium: str, settings: str, run_all_timeout: float) -> int:
     OUT.mkdir(parents=True, exist_ok=True)
     failures: list[str] = []
     start = time.monotonic()
@@ -131,20 +141,32 @@ def run(chromium: str, settings: str) -> int:
                 page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
                 page.wait_for_function(JS_KERNEL_READY, timeout=60_000, polling=250)
                 print(f"kernel connected after {time.monotonic() - start:.1f} s (settings: {settings})")
+                comms = page.evaluate(JS_COMMS_SETTING)
+                expected = "disabled" if settings == "course" else "perCommTarget"
+                check(comms == expected, f"JupyterLab's commsOverSubshells is {comms!r} (expected {expected!r})", failures)
 
                 page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
-                deadline = time.monotonic() + 600
+                # Done when every code cell has run and the kernel is idle; Run All stops at an error, so an
+                # idle kernel with cells left unrun for 10 s also ends the wait (the checks below report it).
+                deadline, idle_since = time.monotonic() + run_all_timeout, None
                 while True:
                     cells = [c for c in page.evaluate(JS_NOTEBOOK)["cells"] if c["cell_type"] == "code"]
-                    if all(c["execution_count"] for c in cells) and page.evaluate(JS_IDLE):
+                    idle = page.evaluate(JS_IDLE)
+                    idle_since = (idle_since or time.monotonic()) if idle else None
+                    if idle and all(c["execution_count"] for c in cells):
+                        break
+                    if idle_since and time.monotonic() - idle_since > 10:
                         break
                     if time.monotonic() > deadline:
-                        raise TimeoutError("Run All did not finish within 600 s")
+                        page.screenshot(path=str(OUT / "lesson01_timeout.png"))
+                        raise TimeoutError(f"Run All did not finish within {run_all_timeout} s")
                     time.sleep(0.5)
                 page.wait_for_timeout(1000)  # let the last outputs and widget views render
                 print(f"Run All finished after {time.monotonic() - start:.1f} s")
                 page.screenshot(path=str(OUT / "lesson01_run_all.png"), full_page=True)
 
+                unrun = sum(1 for c in cells if not c["execution_count"])
+                check(unrun == 0, f"Run All ran every code cell ({unrun} of {len(cells)} not run)", failures)
                 outputs = [o for c in cells for o in c["outputs"]]
                 errors = [f"{o['ename']}: {o['evalue']}" for o in outputs if o["output_type"] == "error"]
                 check(not errors, f"no error output {errors}", failures)
@@ -157,6 +179,7 @@ def run(chromium: str, settings: str) -> int:
                                       if "temperature_explorer(" in "".join(c["source"]))
                 explorer = page.locator(".jp-Notebook .jp-Cell").nth(explorer_index)
                 explorer.scroll_into_view_if_needed()
+                explorer.screenshot(path=str(OUT / "lesson01_explorer_before.png"))
                 widget_images = explorer.locator(".jp-OutputArea img.widget-image")
                 all_images = explorer.locator(".jp-OutputArea img")
                 check(widget_images.count() == 1 and all_images.count() == 1,
@@ -170,25 +193,30 @@ def run(chromium: str, settings: str) -> int:
                           f"figure {n} drawn and fits ({stats['inked']:.1%} of pixels inked, clipped: {stats['clipped']})",
                           failures)
 
-                before = widget_images.first.get_attribute("src")
-                explorer.screenshot(path=str(OUT / "lesson01_explorer_before.png"))
-                readout = explorer.locator(".widget-readout").first
-                start_value = readout.inner_text()
-                handle = explorer.locator(".noUi-handle").first
-                handle.focus()
-                for _ in range(3):
-                    handle.press("ArrowRight")
-                page.wait_for_function("([img, old]) => img.src !== old", arg=[widget_images.first.element_handle(), before],
-                                       timeout=20_000)
-                page.wait_for_timeout(300)
-                explorer.screenshot(path=str(OUT / "lesson01_explorer_after.png"))
-                after_value = readout.inner_text()
-                stats = widget_images.first.evaluate(JS_IMAGE_STATS)
-                check(widget_images.first.get_attribute("src") != before and after_value != start_value,
-                      f"slider moved the temperature {start_value} -> {after_value} and the figure changed", failures)
-                check(stats["inked"] > 0.01 and not stats["clipped"], "the redrawn figure is drawn and fits", failures)
+                if widget_images.count() == 0:
+                    check(False, "a live explorer figure to move the slider on", failures)
+                else:
+                    before = widget_images.first.get_attribute("src")
+                    readout = explorer.locator(".widget-readout").first
+                    start_value = readout.inner_text()
+                    handle = explorer.locator(".noUi-handle").first
+                    handle.focus()
+                    for _ in range(3):
+                        handle.press("ArrowRight")
+                    page.wait_for_function("([img, old]) => img.src !== old", arg=[widget_images.first.element_handle(), before],
+                                           timeout=20_000)
+                    page.wait_for_timeout(300)
+                    explorer.screenshot(path=str(OUT / "lesson01_explorer_after.png"))
+                    after_value = readout.inner_text()
+                    stats = widget_images.first.evaluate(JS_IMAGE_STATS)
+                    check(widget_images.first.get_attribute("src") != before and after_value != start_value,
+                          f"slider moved the temperature {start_value} -> {after_value} and the figure changed", failures)
+                    check(stats["inked"] > 0.01 and not stats["clipped"], "the redrawn figure is drawn and fits", failures)
                 check(not console_errors, f"no browser console errors {console_errors}", failures)
                 browser.close()
+        except Exception:
+            print(f"JupyterLab log (last lines):\n{log.read_text()[-3000:]}")
+            raise
         finally:
             lab.terminate()
             try:
@@ -206,5 +234,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--chromium", default=os.environ.get("UI_CHROMIUM", "/usr/lib/chromium/chromium"))
     parser.add_argument("--settings", choices=["default", "course"], default="default")
+    parser.add_argument("--run-all-timeout", type=float, default=600, help="seconds Run All may take")
     args = parser.parse_args()
-    sys.exit(run(args.chromium, args.settings))
+    sys.exit(run(args.chromium, args.settings, args.run_all_timeout))
