@@ -1,7 +1,7 @@
 """Figures shared by the lessons: soft-target bars, heatmaps, the temperature explorer (lesson 01).
 
 Presentation only: nothing here changes a number. Each function draws one titled figure
-with labelled axes and returns the matplotlib ``Figure``.
+with labelled axes and returns the matplotlib ``Figure``; the explorer returns its widgets.
 """
 from __future__ import annotations
 
