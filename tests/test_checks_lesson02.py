@@ -10,7 +10,8 @@ import torch.nn.functional as F
 
 from course_lib.checks._core import run_check
 from course_lib.checks.lesson02 import (
-    _STUDENT, _TEACHER, BIAS_HINTS, HINTS, _kd_variants, check_choose_class_bias, check_distillation_loss, check_kd_loss,
+    _STUDENT, _TEACHER, BIAS_HINTS, HINTS, TRAIN_HINTS, _kd_variants, check_choose_class_bias, check_distill,
+    check_distillation_loss, check_kd_loss,
     check_softmax_with_temperature,
 )
 from course_lib.losses import distillation_loss, kd_loss, softmax_with_temperature
@@ -371,3 +372,71 @@ def test_choose_class_bias_names_each_mistake(fn, key):
 def test_choose_class_bias_accepts_the_reference_and_a_tensor_answer():
     assert check_choose_class_bias(cb_reference) is True
     assert check_choose_class_bias(lambda *a: torch.tensor(cb_reference(*a))) is True
+
+
+# --- distill (exercise 2.4): training with and without T^2 ----------------------------------------
+
+def make_distill(loss_fn=kd_loss, scale_true=1.0, scale_false=None, zero_grad=True, one_batch=False, epochs_used=None,
+                 temperature_used=None):
+    """A distill function with one piece replaceable, to write each mistake."""
+    def distill(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+        optimizer = torch.optim.SGD(student.parameters(), lr=lr)
+        size = len(x) if one_batch else batch_size
+        t = temperature if temperature_used is None else temperature_used
+        for _ in range(epochs if epochs_used is None else epochs_used):
+            for start in range(0, len(x), size):
+                loss = loss_fn(student(x[start:start + size]), teacher_logits[start:start + size], t)
+                if t_squared:
+                    loss = loss * scale_true
+                else:
+                    loss = loss / temperature**2 if scale_false is None else loss * scale_false
+                if zero_grad:
+                    optimizer.zero_grad()
+                loss.backward()
+                optimizer.step()
+    return distill
+
+
+def distill_moves_the_teacher(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+    teacher_logits /= temperature
+    make_distill()(student, x, teacher_logits * temperature, temperature, epochs, lr, batch_size, t_squared)
+
+
+def distill_no_step(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+    kd_loss(student(x), teacher_logits, temperature).backward()
+
+
+@pytest.mark.parametrize("fn,key", [
+    (make_distill(loss_fn=kd_no_t_squared), "tr_no_t_squared"),
+    (make_distill(scale_false=1.0), "tr_flag_ignored"),
+    (make_distill(scale_true=16.0), "tr_t_squared_twice"),
+    (make_distill(zero_grad=False), "tr_no_zero_grad"),
+    (make_distill(temperature_used=1.0), "tr_temperature_ignored"),
+    (make_distill(one_batch=True), "tr_one_batch"),
+    (make_distill(epochs_used=1), "tr_epochs"),
+    (distill_no_step, "tr_unchanged"),
+    (distill_moves_the_teacher, "tr_teacher"),
+    (make_distill(loss_fn=kd_reduction_sum), "tr_other"),
+])
+@pytest.mark.filterwarnings("ignore:reduction. 'mean' divides")
+def test_distill_names_each_mistake(fn, key):
+    with pytest.raises(AssertionError) as info:
+        check_distill(fn)
+    message = str(info.value)
+    assert [k for k, text in TRAIN_HINTS.items() if text in message] == [key], message
+
+
+def test_distill_accepts_the_reference_and_a_manual_sgd_step():
+    assert check_distill(make_distill()) is True
+
+    def manual(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+        for _ in range(epochs):
+            for start in range(0, len(x), batch_size):
+                loss = kd_loss(student(x[start:start + batch_size]), teacher_logits[start:start + batch_size],
+                               temperature) / (1 if t_squared else temperature**2)
+                grads = torch.autograd.grad(loss, list(student.parameters()))
+                with torch.no_grad():
+                    for p, g in zip(student.parameters(), grads):
+                        p -= lr * g
+
+    assert check_distill(manual) is True

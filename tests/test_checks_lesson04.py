@@ -1,159 +1,251 @@
 """The lesson 04 checks accept correct answers and reject each typical mistake with its hint."""
 import statistics
 import time
+from time import perf_counter
 
+import numpy as np
 import pytest
 import torch
 
 from course_lib.checks import run_check
-from course_lib.checks.lesson04 import check_median_latency, check_soft_label_loss, check_soft_targets
+from course_lib.checks.lesson04 import HINTS, check_choose_temperature, check_median_latency
 
 
-# ---- soft targets ---------------------------------------------------------
-def good_soft_targets(teacher_logits, temperature):
-    return torch.softmax(teacher_logits / temperature, dim=-1)
+def assert_hints(check, fn, *keys):
+    """The check fails, and its message contains exactly the hints ``keys``."""
+    with pytest.raises(AssertionError) as info:
+        check(fn)
+    message = str(info.value)
+    assert sorted(k for k, text in HINTS.items() if text in message) == sorted(keys), message
 
 
-def powered_probs(teacher_logits, temperature):  # p ** (1/temperature), renormalised: also correct
-    p = torch.softmax(teacher_logits, dim=-1) ** (1.0 / temperature)
-    return p / p.sum(-1, keepdim=True)
+def stub(*args, **kwargs):
+    raise NotImplementedError("write your code here")
 
 
-def temperature_on_probs(teacher_logits, temperature):
-    return torch.softmax(torch.softmax(teacher_logits, dim=-1) / temperature, dim=-1)
+# ---- choosing the temperature on validation ------------------------------------------------------
+def softmax(z):
+    z = z - z.max(axis=-1, keepdims=True)
+    return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
 
 
-def unnormalised(teacher_logits, temperature):
-    return torch.exp(teacher_logits / temperature)
+def search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student, targets_fn=None,
+           score=None, pick=None):
+    """The right answer, with one piece replaceable to write each mistake."""
+    targets_fn = targets_fn or (lambda logits, t: softmax(logits / t))
+    score = score or (lambda student: float(np.mean(student.predict(val_texts) == val_labels)))
+    accuracies = {}
+    for t in temperatures:
+        accuracies[t] = score(train_student(traffic_texts, targets_fn(teacher_logits, t)))
+    best = pick(accuracies) if pick else max(accuracies, key=accuracies.get)
+    return best, accuracies
 
 
-def wrong_axis(teacher_logits, temperature):
-    e = torch.exp(teacher_logits / temperature)
-    return e / e.sum(dim=0, keepdim=True)
+def ct_torch(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+    """Correct, with torch targets and numpy accuracies."""
+    accuracies = {}
+    for t in temperatures:
+        targets = torch.softmax(torch.from_numpy(teacher_logits) / t, dim=-1)
+        student = train_student(traffic_texts, targets)
+        accuracies[t] = np.mean(student.predict(val_texts) == val_labels)
+    return max(accuracies, key=accuracies.get), accuracies
 
 
-def multiplied(teacher_logits, temperature):
-    return torch.softmax(teacher_logits * temperature, dim=-1)
+def ct_in_place(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+    accuracies = {}
+    for t in temperatures:
+        teacher_logits /= t
+        accuracies[t] = float(np.mean(train_student(traffic_texts, softmax(teacher_logits)).predict(val_texts)
+                                      == val_labels))
+    return max(accuracies, key=accuracies.get), accuracies
 
 
-def unstable(teacher_logits, temperature):
-    e = torch.exp(teacher_logits / temperature)
-    return e / e.sum(-1, keepdim=True)
+def ct_only_best(*args):
+    return search(*args)[0]
 
 
-def in_place(teacher_logits, temperature):
-    teacher_logits /= temperature
-    return torch.softmax(teacher_logits, dim=-1)
+def ct_hard(*args):
+    return search(*args, targets_fn=lambda logits, t: logits.argmax(axis=1))
 
 
-def stub(*args):
-    raise NotImplementedError("Exercise 4.1: soft_targets")
+def ct_hard_one_hot(*args):
+    return search(*args, targets_fn=lambda logits, t: np.eye(logits.shape[1])[logits.argmax(axis=1)])
 
 
-@pytest.mark.parametrize("fn", [good_soft_targets, powered_probs])
-def test_soft_targets_accepts_correct(fn):
-    assert check_soft_targets(fn) is True
+def ct_ignores_temperature(*args):
+    return search(*args, targets_fn=lambda logits, t: softmax(logits))
 
 
-@pytest.mark.parametrize("fn, words", [
-    (temperature_on_probs, "logits"), (unnormalised, "sum to"), (wrong_axis, "sum to"),
-    (multiplied, "multiplied"), (unstable, "overflows"), (in_place, "in place"),
+def ct_fixed_temperature(*args):
+    return search(*args, targets_fn=lambda logits, t: softmax(logits / 2.0))
+
+
+def ct_multiplies(*args):
+    return search(*args, targets_fn=lambda logits, t: softmax(logits * t))
+
+
+def ct_wrong_axis(*args):
+    return search(*args, targets_fn=lambda logits, t: np.exp(logits / t) / np.exp(logits / t).sum(axis=0))
+
+
+def ct_on_traffic(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+    """Chooses by agreement with the teacher on the traffic the students were trained on."""
+    agree = lambda s: float(np.mean(s.predict(traffic_texts) == teacher_logits.argmax(axis=1)))  # noqa: E731
+    return search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student, score=agree)
+
+
+def ct_trains_on_validation(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+    return search(teacher_logits, val_texts, val_texts, val_labels, temperatures, train_student)
+
+
+def ct_counts(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+    return search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student,
+                  score=lambda s: int(np.sum(s.predict(val_texts) == val_labels)))
+
+
+def ct_index(*args):
+    best, accuracies = search(*args)
+    return list(accuracies).index(best), accuracies
+
+
+def ct_largest_tie(*args):
+    return search(*args, pick=lambda acc: [t for t, a in acc.items() if a == max(acc.values())][-1])
+
+
+def ct_worst(*args):
+    return search(*args, pick=lambda acc: min(acc, key=acc.get))
+
+
+@pytest.mark.parametrize("fn", [search, ct_torch])
+def test_choose_temperature_accepts_correct_answers(fn):
+    assert check_choose_temperature(fn) is True
+
+
+@pytest.mark.parametrize("fn,key", [
+    (ct_in_place, "ct_in_place"), (ct_only_best, "ct_return"), (ct_hard, "ct_hard"), (ct_hard_one_hot, "ct_hard"),
+    (ct_ignores_temperature, "ct_temperature_ignored"), (ct_fixed_temperature, "ct_temperature_ignored"),
+    (ct_multiplies, "ct_multiply"), (ct_wrong_axis, "ct_targets_other"), (ct_on_traffic, "ct_not_validation"),
+    (ct_trains_on_validation, "ct_texts"), (ct_counts, "ct_accuracy"), (ct_index, "ct_index"),
+    (ct_largest_tie, "ct_largest_tie"), (ct_worst, "ct_worst"),
 ])
-def test_soft_targets_rejects_mistakes(fn, words):
-    with pytest.raises(AssertionError, match=words):
-        check_soft_targets(fn)
+def test_choose_temperature_names_each_mistake(fn, key):
+    assert_hints(check_choose_temperature, fn, key)
 
 
-def test_soft_targets_stub_is_not_implemented():
-    assert check_soft_targets(stub) is False
-    assert run_check(check_soft_targets, stub).status == "not implemented"
-    assert run_check(check_soft_targets, temperature_on_probs).status == "failed"
+def test_choose_temperature_hints_are_distinct():
+    assert len(set(HINTS.values())) == len(HINTS)
 
 
-# ---- soft-label loss --------------------------------------------------------
-def good_loss(student_logits, targets):
-    return -(targets * torch.log_softmax(student_logits, dim=-1)).sum(-1).mean()
-
-
-def kl_loss(student_logits, targets):  # same gradient as cross-entropy: accepted
-    return torch.nn.functional.kl_div(torch.log_softmax(student_logits, -1), targets, reduction="batchmean")
-
-
-def summed(student_logits, targets):
-    return -(targets * torch.log_softmax(student_logits, dim=-1)).sum()
-
-
-def class_mean(student_logits, targets):
-    return -(targets * torch.log_softmax(student_logits, dim=-1)).mean()
-
-
-def no_minus(student_logits, targets):
-    return (targets * torch.log_softmax(student_logits, dim=-1)).sum(-1).mean()
-
-
-def log_of_softmax(student_logits, targets):
-    return -(targets * torch.softmax(student_logits, -1).log()).sum(-1).mean()
-
-
-def detached(student_logits, targets):
-    return good_loss(student_logits.detach(), targets)
-
-
-@pytest.mark.parametrize("fn", [good_loss, kl_loss])
-def test_soft_label_loss_accepts_correct(fn):
-    assert check_soft_label_loss(fn) is True
-
-
-@pytest.mark.parametrize("fn, words", [
-    (summed, "summed over the batch"), (class_mean, "averaged over classes"), (no_minus, "sign"),
-    (log_of_softmax, "log_softmax"), (detached, "detached"),
-])
-def test_soft_label_loss_rejects_mistakes(fn, words):
-    with pytest.raises(AssertionError, match=words):
-        check_soft_label_loss(fn)
-
-
-# ---- latency ----------------------------------------------------------------
+# ---- latency ---------------------------------------------------------------------------------------
 def good_latency(predict_fn, batch, warmup=3, repeats=20):
     for _ in range(warmup):
         predict_fn(batch)
     times = []
     for _ in range(repeats):
-        t0 = time.perf_counter()
+        start = time.perf_counter()
         predict_fn(batch)
-        times.append(time.perf_counter() - t0)
+        times.append(time.perf_counter() - start)
     return statistics.median(times)
 
 
-def no_warmup(predict_fn, batch, warmup=3, repeats=20):
-    return good_latency(predict_fn, batch, 0, repeats)
-
-
-def times_warmup_too(predict_fn, batch, warmup=3, repeats=20):
-    return good_latency(predict_fn, batch, 0, warmup + repeats)
-
-
-def mean_latency(predict_fn, batch, warmup=3, repeats=20):
+def latency_with_alias(predict_fn, batch, warmup=3, repeats=20):
+    """Correct, with `from time import perf_counter` and numpy's median."""
     for _ in range(warmup):
         predict_fn(batch)
-    t0 = time.perf_counter()
+    times = []
+    for _ in range(repeats):
+        start = perf_counter()
+        predict_fn(batch)
+        times.append(perf_counter() - start)
+    return float(np.median(times))
+
+
+def _timed(predict_fn, batch, warmup, repeats, include_warmup=False):
+    times = []
+    for i in range(warmup + repeats):
+        start = time.perf_counter()
+        predict_fn(batch)
+        if i >= warmup or include_warmup:
+            times.append(time.perf_counter() - start)
+    return times
+
+
+def latency_min(predict_fn, batch, warmup=3, repeats=20):
+    return min(_timed(predict_fn, batch, warmup, repeats))
+
+
+def latency_max(predict_fn, batch, warmup=3, repeats=20):
+    return max(_timed(predict_fn, batch, warmup, repeats))
+
+
+def latency_mean(predict_fn, batch, warmup=3, repeats=20):
+    return statistics.mean(_timed(predict_fn, batch, warmup, repeats))
+
+
+def latency_total(predict_fn, batch, warmup=3, repeats=20):
+    for _ in range(warmup):
+        predict_fn(batch)
+    start = time.perf_counter()
     for _ in range(repeats):
         predict_fn(batch)
-    return (time.perf_counter() - t0) / repeats
+    return time.perf_counter() - start
 
 
-def milliseconds(predict_fn, batch, warmup=3, repeats=20):
-    return 1000 * good_latency(predict_fn, batch, warmup, repeats)
+def latency_warmup_timed(predict_fn, batch, warmup=3, repeats=20):
+    return statistics.median(_timed(predict_fn, batch, warmup, repeats, include_warmup=True))
+
+
+def latency_no_warmup(predict_fn, batch, warmup=3, repeats=20):
+    return statistics.median(_timed(predict_fn, batch, 0, repeats))
+
+
+def latency_default_warmup(predict_fn, batch, warmup=3, repeats=20):
+    return statistics.median(_timed(predict_fn, batch, 3, repeats))
+
+
+def latency_ms(predict_fn, batch, warmup=3, repeats=20):
+    return 1000 * statistics.median(_timed(predict_fn, batch, warmup, repeats))
+
+
+def latency_per_email(predict_fn, batch, warmup=3, repeats=20):
+    return statistics.median(_timed(predict_fn, batch, warmup, repeats)) / len(batch)
+
+
+def latency_wall_clock(predict_fn, batch, warmup=3, repeats=20):
+    for _ in range(warmup):
+        predict_fn(batch)
+    times = []
+    for _ in range(repeats):
+        start = time.time()
+        predict_fn(batch)
+        times.append(time.time() - start)
+    return statistics.median(times)
 
 
 def test_latency_accepts_correct():
     assert check_median_latency(good_latency) is True
+    assert check_median_latency(latency_with_alias) is True
+    assert time.perf_counter is perf_counter  # the fake clock is gone afterwards
+    assert check_median_latency(stub) is False
 
 
 @pytest.mark.parametrize("fn, words", [
-    (no_warmup, "no warm-up"), (times_warmup_too, "warm"), (mean_latency, "median"),
-    (milliseconds, "milliseconds"),
+    (latency_min, "the minimum"),
+    (latency_max, "the maximum"),
+    (latency_mean, "the mean"),
+    (latency_total, "the total"),
+    (latency_warmup_timed, "warm-up calls included"),
+    (latency_no_warmup, "no warm-up calls"),
+    (latency_default_warmup, "expected 11"),
+    (latency_ms, "milliseconds"),
+    (latency_per_email, "seconds per email"),
+    (latency_wall_clock, "less than any call took"),
 ])
 def test_latency_rejects_mistakes(fn, words):
     with pytest.raises(AssertionError, match=words):
         check_median_latency(fn)
+
+
+def test_a_grader_gets_a_result():
+    assert run_check(check_median_latency, latency_min, time_limit_s=30).status == "failed"
+    assert run_check(check_choose_temperature, search, time_limit_s=30).passed

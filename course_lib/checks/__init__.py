@@ -11,16 +11,19 @@ importable from here.
 from ._core import (MESSAGE_LIMIT, RUN_CHECK_TIME_LIMIT_S, TIME_LIMIT_FACTOR, TIME_LIMIT_S, CheckResult,
                     assert_close, assert_not_in_place, call_learner, learner_check, run_check)
 from .lesson00 import check_count_errors, check_stable_softmax
-from .lesson02 import (check_choose_class_bias, check_distillation_loss, check_kd_loss,
+from .lesson01 import check_dark_knowledge_matrix, check_first_temperature_above
+from .lesson02 import (check_choose_class_bias, check_distill, check_distillation_loss, check_kd_loss,
                        check_softmax_with_temperature)
 from .lesson03 import check_attention_map, check_fitnets, check_hint_loss
-from .lesson04 import check_median_latency, check_soft_label_loss, check_soft_targets
+from .lesson04 import check_choose_temperature, check_median_latency
 
 __all__ = [
     "TIME_LIMIT_S", "TIME_LIMIT_FACTOR", "RUN_CHECK_TIME_LIMIT_S", "MESSAGE_LIMIT", "CheckResult", "assert_close",
     "assert_not_in_place", "call_learner", "learner_check", "run_check",
     "check_count_errors", "check_stable_softmax",
+    "check_first_temperature_above", "check_dark_knowledge_matrix",
     "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss", "check_choose_class_bias",
+    "check_distill",
     "check_attention_map", "check_hint_loss", "check_fitnets",
-    "check_soft_targets", "check_soft_label_loss", "check_median_latency",
+    "check_choose_temperature", "check_median_latency",
 ]

@@ -1,4 +1,4 @@
-"""Checks for lesson 00 (warm-up exercises)."""
+"""Checks for lesson 00: the warm-up exercise, and the softmax check that lesson 00 uses to show how checks work."""
 from __future__ import annotations
 
 from typing import Callable
@@ -20,7 +20,11 @@ def _count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:
 
 @learner_check("stable_softmax", solution=_reference_softmax)
 def check_stable_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
-    """Check a numerically stable softmax over the last dimension (exercise 0.1)."""
+    """Check a numerically stable softmax over the last dimension.
+
+    Not an exercise of its own (the stable softmax is part of exercise 1.1, softmax with temperature):
+    lesson 00 calls it through ``run_check`` to show a check rejecting a naive softmax.
+    """
     x = torch.tensor([1.0, 2.0, 3.0])
     expected = torch.tensor([0.09003057, 0.24472847, 0.66524096])
     out = call_learner(fn, x.clone())
@@ -44,7 +48,7 @@ def check_stable_softmax(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
 
 @learner_check("count_errors", solution=_count_errors)
 def check_count_errors(fn: Callable[[torch.Tensor, torch.Tensor], int]) -> None:
-    """Check a function counting wrong argmax predictions (exercise 0.2)."""
+    """Check a function counting wrong argmax predictions (exercise 0.1)."""
     logits = torch.tensor([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.5, 0.2, 0.9], [1.0, 0.0, 4.0], [0.1, 0.8, 0.3]])
     labels = torch.tensor([0, 2, 2, 1, 1])
     expected = 2  # rows 1 and 3 are wrong; argmax over dim 0 would give a different count

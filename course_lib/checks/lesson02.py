@@ -441,3 +441,116 @@ def check_choose_class_bias(fn: Callable) -> None:
         keys = list(dict.fromkeys("cb_wrong_column" if k.startswith("cb_wrong_column") else k for k in keys))
         hints = " ".join(BIAS_HINTS[k] for k in keys) if keys else BIAS_HINTS["cb_other"]
         raise AssertionError(f"{what}: got {value:g}, expected {expected:g}. {hints}")
+
+
+# ----------------------------------------------------------------------------- training with and without T^2
+TRAIN_HINTS: dict[str, str] = {
+    "tr_no_t_squared": "With t_squared=True the student moved T^2 times too little: your kd_loss leaves out the "
+                       "temperature**2 factor (run check 2.1 on it).",
+    "tr_flag_ignored": "With t_squared=False divide the loss by temperature**2 before backward(): that is the "
+                       "objective without T^2 whose smaller gradients the lesson compares.",
+    "tr_t_squared_twice": "With t_squared=True use kd_loss as it is (it already has T^2); multiply by nothing more.",
+    "tr_no_zero_grad": "Call optimizer.zero_grad() before each backward(): without it the gradients of all "
+                       "earlier batches are added to this one.",
+    "tr_temperature_ignored": "Pass the temperature you were given to kd_loss.",
+    "tr_one_batch": "Go through x in mini-batches of batch_size rows, in order (x[start:start + batch_size]), "
+                    "one optimizer step per batch.",
+    "tr_epochs": "Make `epochs` passes over the data.",
+    "tr_unchanged": "The student did not change: give its parameters to the optimizer, then call loss.backward() "
+                    "and optimizer.step() for each batch.",
+    "tr_teacher": "The teacher_logits are targets: the caller's tensor must not change.",
+    "tr_other": "Expected plain SGD (torch.optim.SGD(student.parameters(), lr=lr)) on kd_loss(student(xb), tb, "
+                "temperature), divided by temperature**2 when t_squared is False, over mini-batches in order.",
+}
+
+
+def _train_reference(state: dict, x, teacher, temperature, epochs, lr, batch_size, scale, zero_grad=True,
+                     one_batch=False) -> dict:
+    """The student's weights after training, written out: SGD on scale * kd_loss, batches in order."""
+    model = torch.nn.Linear(x.shape[1], teacher.shape[1]).double()
+    model.load_state_dict({k: v.double() for k, v in state.items()})
+    grads = {k: torch.zeros_like(p) for k, p in model.named_parameters()}
+    size = len(x) if one_batch else batch_size
+    for _ in range(epochs):
+        for start in range(0, len(x), size):
+            xb, tb = x[start:start + size].double(), teacher[start:start + size].double()
+            loss = scale * _kd_loss(model(xb), tb, temperature)
+            new = torch.autograd.grad(loss, list(model.parameters()))
+            with torch.no_grad():
+                for (k, p), g in zip(model.named_parameters(), new):
+                    grads[k] = grads[k] + g if not zero_grad else g
+                    p -= lr * grads[k]
+    return {k: v.detach() for k, v in model.state_dict().items()}
+
+
+def _distill(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+    """The course's solution (exercise 2.4), on the check's own kd_loss."""
+    optimizer = torch.optim.SGD(student.parameters(), lr=lr)
+    for _ in range(epochs):
+        for start in range(0, len(x), batch_size):
+            xb, tb = x[start:start + batch_size], teacher_logits[start:start + batch_size]
+            loss = _kd_loss(student(xb), tb, temperature)
+            if not t_squared:
+                loss = loss / temperature**2
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+
+
+@learner_check("distill", solution=_distill)
+def check_distill(fn: Callable) -> None:
+    """Check ``fn(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared)`` (exercise 2.4):
+    plain SGD on kd_loss over mini-batches in order, the loss divided by T^2 when ``t_squared`` is False.
+
+    Trains a tiny linear student twice (with and without T^2, at T = 4, 2 epochs of 3 uneven batches) and
+    compares its weights with the same training written out; when they differ, names the training that
+    would have given them (T^2 missing or doubled, the flag ignored, no zero_grad, ...).
+    """
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(11, 4, generator=g)
+    teacher = torch.randn(11, 3, generator=g) * 3.0
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        init = torch.nn.Linear(4, 3).state_dict()
+    temperature, epochs, lr, batch_size = 4.0, 2, 0.5, 4
+    ruled_out: set = set()
+    for t_squared in (True, False):
+        student = torch.nn.Linear(4, 3)
+        student.load_state_dict(init)
+        teacher_arg = teacher.clone()
+        what = f"distill with t_squared={t_squared} (temperature {temperature:g}, {epochs} epochs, lr {lr:g}, " \
+               f"batch_size {batch_size}, 11 rows)"
+        call_learner(fn, student, x.clone(), teacher_arg, temperature, epochs, lr, batch_size, t_squared)
+        if not torch.equal(teacher_arg, teacher):
+            raise AssertionError(f"{what}: {TRAIN_HINTS['tr_teacher']}")
+        got = {k: v.detach().double() for k, v in student.state_dict().items()}
+        if all(torch.equal(got[k], init[k].double()) for k in got):
+            raise AssertionError(f"{what}: {TRAIN_HINTS['tr_unchanged']}")
+        scale = 1.0 if t_squared else 1 / temperature**2
+
+        def run(scale=scale, **changes):
+            args = dict(temperature=temperature, epochs=epochs, lr=lr, batch_size=batch_size, scale=scale)
+            args.update(changes)
+            return _train_reference(init, x, teacher, **args)
+
+        expected = run()
+        variants = {
+            "tr_no_t_squared": run(scale=scale / temperature**2),
+            "tr_flag_ignored": run(scale=1.0),
+            "tr_t_squared_twice": run(scale=scale * temperature**2),
+            "tr_no_zero_grad": run(zero_grad=False),
+            "tr_temperature_ignored": run(temperature=1.0),
+            "tr_one_batch": run(one_batch=True),
+            "tr_epochs": run(epochs=1),
+        }
+
+        def same(a: dict, b: dict) -> bool:
+            return all(torch.allclose(a[k], b[k], atol=1e-5, rtol=1e-4) for k in a)
+
+        if same(got, expected):
+            ruled_out |= {k for k, v in variants.items() if not same(v, expected)}
+            continue
+        keys = [k for k, v in variants.items() if k not in ruled_out and same(got, v) and not same(v, expected)]
+        err = max((got[k] - expected[k]).abs().max().item() for k in got)
+        raise AssertionError(f"{what}: the trained weights differ from the expected ones by up to {err:.3g}. "
+                             + " ".join(TRAIN_HINTS[k] for k in (keys or ["tr_other"])))
