@@ -256,19 +256,27 @@ def _quiet_logs():
         root.setLevel(previous)
 
 
-def quantize_onnx_int8(src: PathLike, dst: PathLike, per_channel: bool = True) -> Path:
+def quantize_onnx_int8(src: PathLike, dst: PathLike, per_channel: bool = True,
+                       op_types: Optional[Sequence[str]] = None) -> Path:
     """Write ``dst``: ``src`` with its weights stored as int8 (ONNX Runtime's dynamic quantisation).
 
     Weights of MatMul/Gemm and Gather (embedding tables) become int8 with a scale per tensor (or per
     output channel); activations are quantised on the fly at run time. Nothing is trained: the
     model computes what it learned, at lower precision.
+
+    Args:
+        per_channel: one scale per output channel of each weight matrix (smaller rounding error).
+        op_types: quantise only these ONNX operators, e.g. ``["Gather"]`` for a model whose bytes are all
+            in an embedding table (its small last layer then keeps fp32 inputs and weights); default: all
+            that ONNX Runtime can quantise.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     dst = Path(dst)
     dst.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_logs():
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
+                        op_types_to_quantize=list(op_types) if op_types else None)
     return dst
 
 
@@ -325,3 +333,19 @@ def equivalence(reference_logits, other_logits, atol: float = ATOL, rtol: float 
     same = a.argmax(axis=1) == b.argmax(axis=1)
     return {"max_abs_diff": float(np.abs(a - b).max()), "within_tolerance": bool(np.allclose(b, a, atol=atol, rtol=rtol)),
             "argmax_agreement": float(same.mean()), "argmax_differences": int((~same).sum()), "atol": atol, "rtol": rtol}
+
+
+def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
+    """Indices of the models no other model beats: none is at least as cheap *and* at least as good, and better in one.
+
+    Args:
+        costs: lower is better (bytes, milliseconds); scores: higher is better (accuracy).
+    Returns:
+        The frontier's indices, cheapest first (introduced in lesson 06).
+    """
+    costs, scores = np.asarray(costs, dtype=float), np.asarray(scores, dtype=float)
+    if costs.shape != scores.shape or costs.ndim != 1:
+        raise ValueError(f"costs and scores must be two 1-D sequences of the same length, got {costs.shape} and {scores.shape}")
+    front = [i for i in range(len(costs))
+             if not np.any((costs <= costs[i]) & (scores >= scores[i]) & ((costs < costs[i]) | (scores > scores[i])))]
+    return sorted(front, key=lambda i: (costs[i], -scores[i]))

@@ -175,3 +175,12 @@ def test_equivalence_counts_argmax_differences():
     assert not report["within_tolerance"] and report["max_abs_diff"] == pytest.approx(1.0)
     with pytest.raises(ValueError):
         compress.equivalence(a, b[:2])
+
+
+def test_pareto_front_by_hand():
+    costs = [4.0, 1.0, 2.0, 3.0, 2.0, 1.0]
+    scores = [99.0, 90.0, 97.0, 96.0, 95.0, 90.0]
+    # 3 (cost 3, 96) is beaten by 2 (cost 2, 97); 4 by 2; 1 and 5 are equal, both kept
+    assert compress.pareto_front(costs, scores) == [1, 5, 2, 0]
+    with pytest.raises(ValueError):
+        compress.pareto_front([1.0], [1.0, 2.0])
