@@ -1,4 +1,5 @@
-"""Checks for lesson 02 (Hinton distillation): temperature softmax, KD loss, full objective.
+"""Checks for lesson 02 (Hinton distillation): KD loss, full objective, class-bias search, training with
+and without T^2; also the temperature softmax of exercise 1.1, which the losses build on.
 
 The right answers are computed here, independently of ``course_lib.losses``: the
 formula written out in float64. When a learner's answer is wrong, the check also
