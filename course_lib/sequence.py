@@ -253,18 +253,22 @@ def greedy_decode(model: nn.Module, prompts: torch.Tensor, num_steps: int) -> to
 
 
 def transfer_set(teacher: nn.Module, prompts: torch.Tensor, lengths: torch.Tensor,
-                 num_symbols: int = NUM_SYMBOLS, batch_size: int = 1024) -> Chains:
+                 num_symbols: int = NUM_SYMBOLS, max_length: Optional[int] = None, batch_size: int = 1024) -> Chains:
     """Sequence-level KD's training data (Kim & Rush 2016): fresh prompts completed by the teacher's greedy outputs.
 
     No labels are used: each row's answer is whatever the teacher generates for its k steps
     (right or wrong), padded after step k like the ground-truth rows, so every training helper
-    takes it as it takes ground truth.
+    takes it as it takes ground truth. ``max_length``: answer positions per row (default: the longest k).
     """
     lengths = lengths.cpu()
     max_k = int(lengths.max())
+    max_length = max_length or max_k
+    if max_length < max_k:
+        raise ValueError(f"max_length={max_length} is shorter than the longest chain {max_k}")
     answers = torch.cat([greedy_decode(teacher, prompts[i:i + batch_size], max_k)
                          for i in range(0, len(prompts), batch_size)])
-    steps = torch.arange(max_k)
+    answers = F.pad(answers, (0, max_length - max_k))
+    steps = torch.arange(max_length)
     answers = torch.where(steps < lengths[:, None], answers, pad_token(num_symbols))
     tokens = torch.cat([prompts.cpu(), answers], dim=1)
     p = prompt_length(num_symbols)
