@@ -203,3 +203,16 @@ def test_token_kd_moves_a_tiny_student_towards_the_teacher(one_thread):
     before = distance()
     sq.fit_chains(student, chains, teacher_logits=targets, epochs=5, batch_size=32, lr=1e-2, progress=False)
     assert distance() < 0.5 * before
+
+
+def test_cached_teacher_trains_once_then_loads_the_same_weights(tmp_course_dirs, one_thread):
+    chains = sq.make_chains(64, range(1, 3), seed=0, num_symbols=NUM_SYMBOLS)
+    spec = dict(vocab=NUM_SYMBOLS + 2, max_len=chains.tokens.shape[1], d_model=16, num_layers=1, num_heads=2)
+    recipe = {"model": spec, "epochs": 1, "batch_size": 32, "lr": 3e-3, "seed": 0}
+    device = torch.device("cpu")
+    first, cached = sq.cached_teacher(recipe, chains, device=device, progress=False)
+    second, cached_again = sq.cached_teacher(recipe, chains, device=device, progress=False)
+    assert (cached, cached_again) == (False, True)
+    assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
+    other = sq.make_chains(64, range(1, 3), seed=1, num_symbols=NUM_SYMBOLS)  # other rows: another key
+    assert sq.cached_teacher(recipe, other, device=device, progress=False)[1] is False
