@@ -177,11 +177,10 @@ def choose_class_bias(logits: torch.Tensor, labels: torch.Tensor, cls: int,
     Ties go to the smallest bias. Use the validation split: tuning on test would report
     an optimistic number (the paper tuned its bias of 3.5 on the test set).
     """
-    best, best_correct = None, -1
-    for bias in candidates:
-        shifted = logits.clone()
-        shifted[:, cls] += bias
-        correct = int((shifted.argmax(dim=1) == labels).sum())
-        if correct > best_correct:
-            best, best_correct = float(bias), correct
-    return best
+    biases = torch.as_tensor([float(b) for b in candidates], dtype=logits.dtype, device=logits.device)
+    if biases.numel() == 0:
+        raise ValueError("no candidate biases to try")
+    shifted = logits.unsqueeze(0).repeat(len(biases), 1, 1)  # one copy of the logits per candidate
+    shifted[:, :, cls] += biases[:, None]
+    correct = (shifted.argmax(dim=2) == labels.to(logits.device)).sum(dim=1)
+    return float(biases[correct == correct.max()].min())  # ties: the smallest bias

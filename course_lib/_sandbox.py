@@ -1,0 +1,250 @@
+"""The untrusted side of the grader: a limited kernel and the recorder it runs (see :mod:`course_lib.grade`).
+
+``python -m course_lib._sandbox -f CONNECTION_FILE`` starts an IPython kernel with a memory limit
+and with Python-level network connections refused. Inside it, the grader runs the submission's
+own cells, then :func:`record` once per exercise: it runs the course's check on the learner's
+function, and writes to a JSON file *what the function was given and what it returned* (plain
+arrays, never pickle). The grader then judges those outputs in its own process; nothing this
+kernel says about passing or failing is trusted, except where :mod:`course_lib.grade` says so.
+
+This module must only use the standard library, NumPy and torch: it is imported in the kernel.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import io
+import json
+import os
+import sys
+from typing import Any
+
+import numpy as np
+
+#: Characters of printed output kept per submission (the rest is dropped, once announced).
+OUTPUT_LIMIT = 20_000
+
+
+# ----------------------------------------------------------------------------- plain-data codec
+def _array(array: np.ndarray) -> str:
+    buffer = io.BytesIO()
+    np.save(buffer, np.require(array, requirements="C"), allow_pickle=False)  # ascontiguousarray would make 0-d 1-d
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
+
+
+def encode(value: Any, depth: int = 0) -> Any:
+    """``value`` as JSON data: tensors and arrays as base64 ``.npy``, modules as their state dict."""
+    import torch
+
+    if depth > 20:
+        return {"unsupported": "nesting deeper than 20"}
+    if value is None or isinstance(value, (bool, int, float, str)):
+        if isinstance(value, float) and not np.isfinite(value):
+            return {"float": repr(value)}
+        return value
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu()
+        if tensor.dtype == torch.bfloat16:
+            tensor = tensor.float()
+        return {"tensor": _array(tensor.numpy()), "dtype": str(value.dtype), "grad": bool(value.requires_grad)}
+    if isinstance(value, np.ndarray):
+        if value.dtype == object:
+            return {"unsupported": "object array"}
+        return {"ndarray": _array(value)}
+    if isinstance(value, np.generic):
+        return encode(value.item(), depth + 1)
+    if isinstance(value, torch.nn.Module):
+        return {"module": {k: encode(v, depth + 1) for k, v in value.state_dict().items()},
+                "training": bool(value.training)}
+    if isinstance(value, (list, tuple)):
+        return {"list" if isinstance(value, list) else "tuple": [encode(v, depth + 1) for v in value]}
+    if isinstance(value, dict):
+        return {"dict": [[encode(k, depth + 1), encode(v, depth + 1)] for k, v in value.items()]}
+    return {"unsupported": type(value).__name__}
+
+
+def _load_array(text: str) -> np.ndarray:
+    return np.load(io.BytesIO(base64.b64decode(text)), allow_pickle=False)
+
+
+def decode(data: Any) -> Any:
+    """The value :func:`encode` wrote (a module comes back as its state dict)."""
+    import torch
+
+    if data is None or isinstance(data, (bool, int, float, str)):
+        return data
+    if not isinstance(data, dict) or len(data) == 0:
+        raise ValueError("not an encoded value")
+    if "float" in data:
+        return float(data["float"])
+    if "tensor" in data:
+        tensor = torch.from_numpy(_load_array(data["tensor"]).copy())
+        dtype = getattr(torch, str(data.get("dtype", "")).replace("torch.", ""), None)
+        if isinstance(dtype, torch.dtype) and dtype != tensor.dtype:
+            tensor = tensor.to(dtype)
+        return tensor
+    if "ndarray" in data:
+        return _load_array(data["ndarray"])
+    if "module" in data:
+        return {k: decode(v) for k, v in data["module"].items()}
+    if "list" in data:
+        return [decode(v) for v in data["list"]]
+    if "tuple" in data:
+        return tuple(decode(v) for v in data["tuple"])
+    if "dict" in data:
+        return {_hashable(decode(k)): decode(v) for k, v in data["dict"]}
+    if "unsupported" in data:
+        raise ValueError(f"the value was a {data['unsupported']}, which the grader cannot bring back")
+    raise ValueError(f"unknown encoded value {sorted(data)}")
+
+
+def _hashable(key):
+    return tuple(key) if isinstance(key, list) else key
+
+
+def fingerprint(args: tuple, kwargs: dict) -> str:
+    """sha256 of the encoded arguments: the grader compares it with its own copy of the check's inputs.
+
+    Callables are named by their qualified name only (their behaviour cannot be compared this way).
+    """
+    def plain(value):
+        if callable(value) and not hasattr(value, "state_dict"):
+            return {"callable": getattr(value, "__qualname__", type(value).__name__)}
+        if isinstance(value, (list, tuple)):
+            return [plain(v) for v in value]
+        if isinstance(value, dict):
+            return {str(k): plain(v) for k, v in value.items()}
+        return encode(value)
+
+    text = json.dumps([plain(list(args)), plain(dict(sorted(kwargs.items())))], sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+# ----------------------------------------------------------------------------- the recorder (runs in the kernel)
+def _mutable(value) -> bool:
+    import torch
+
+    return isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module))
+
+
+def _gradients(result, args: tuple, kwargs: dict) -> dict:
+    """d result / d each tensor argument that requires grad, when ``result`` is a scalar with a graph.
+
+    The grader rebuilds a scalar with the same value and these gradients, so a check's gradient
+    tests (is the teacher detached? is the T^2 there?) judge the learner's real graph.
+    """
+    import torch
+
+    if not (isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1):
+        return {}
+    named = [(str(i), a) for i, a in enumerate(args)] + list(kwargs.items())
+    named = [(k, a) for k, a in named if isinstance(a, torch.Tensor) and a.requires_grad]
+    if not named:
+        return {}
+    try:
+        grads = torch.autograd.grad(result, [a for _, a in named], retain_graph=True, allow_unused=True)
+    except RuntimeError:
+        return {}
+    return {k: None if g is None else encode(g) for (k, _), g in zip(named, grads)}
+
+
+def record(check_path: str, fn: Any, out_path: str) -> None:
+    """Run the check ``check_path`` (``"module:function"``) on ``fn`` and write every call's inputs and outputs.
+
+    Per call: the fingerprint of the arguments before the call, the return value (or the
+    exception's type and message), and the value after the call of every tensor, array or
+    module argument (so in-place edits and trained weights reach the grader).
+    """
+    import importlib
+
+    calls = []
+
+    def recorded(*args, **kwargs):
+        entry = {"inputs": fingerprint(args, kwargs)}
+        calls.append(entry)
+        try:
+            result = fn(*args, **kwargs)
+        except BaseException as exc:
+            entry["raised"] = [type(exc).__name__, str(exc)[:2000]]
+            raise
+        finally:
+            entry["after"] = {str(i): encode(a) for i, a in enumerate(args) if _mutable(a)}
+            entry["after"].update({k: encode(a) for k, a in kwargs.items() if _mutable(a)})
+        same = [i for i, a in enumerate(args) if result is a]
+        entry["returned"] = {"arg": same[0]} if same else {"value": encode(result)}
+        entry["grads"] = _gradients(result, args, kwargs)
+        return result
+
+    recorded.__name__ = getattr(fn, "__name__", "your function")
+    recorded.__qualname__ = getattr(fn, "__qualname__", recorded.__name__)
+    module_name, name = check_path.split(":")
+    check = getattr(importlib.import_module(module_name), name)
+    verdict, message = "passed", ""
+    try:
+        buffer = io.StringIO()
+        from contextlib import redirect_stdout
+
+        with redirect_stdout(buffer):
+            ok = check(recorded)
+        if not ok:
+            verdict, message = "not implemented", buffer.getvalue().strip()[-2000:]
+    except BaseException as exc:  # the kernel's own verdict: only trusted where grade.KERNEL_JUDGED says so
+        verdict, message = "failed", f"{type(exc).__name__}: {exc}"[:4000]
+    with open(out_path, "w", encoding="utf-8") as f:
+        json.dump({"calls": calls, "verdict": verdict, "message": message}, f)
+
+
+# ----------------------------------------------------------------------------- the limited kernel
+class _CappedStream(io.TextIOBase):
+    def __init__(self, stream, limit: int):
+        self.stream, self.left, self.cut = stream, limit, False
+
+    def write(self, text: str) -> int:
+        if self.left > 0:
+            self.stream.write(text[: self.left])
+        elif not self.cut:
+            self.cut = True
+            self.stream.write("\n[output cut by the grader]\n")
+        self.left -= len(text)
+        return len(text)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def cap_output(limit: int = OUTPUT_LIMIT) -> None:
+    """Keep at most ``limit`` characters of printed output (run as the kernel's first cell)."""
+    sys.stdout = _CappedStream(sys.stdout, limit)
+    sys.stderr = _CappedStream(sys.stderr, limit)
+
+
+def _refuse_network() -> None:
+    import socket
+
+    real_connect = socket.socket.connect
+
+    def connect(self, address):
+        host = address[0] if isinstance(address, tuple) else address
+        if self.family in (socket.AF_INET, socket.AF_INET6) and host not in ("127.0.0.1", "::1", "localhost"):
+            raise OSError("network access is switched off while grading")
+        return real_connect(self, address)
+
+    socket.socket.connect = connect
+
+
+def main() -> None:
+    """Start the kernel with the limits: memory from ``COURSE_GRADE_MEMORY_MB``; no outside network."""
+    import resource
+
+    megabytes = int(os.environ.get("COURSE_GRADE_MEMORY_MB", "0") or 0)
+    if megabytes > 0:
+        limit = megabytes * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    _refuse_network()
+    from ipykernel import kernelapp
+
+    kernelapp.launch_new_instance()
+
+
+if __name__ == "__main__":
+    main()
