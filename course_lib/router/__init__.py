@@ -12,8 +12,7 @@
 
 Both models follow a scikit-learn-like API (``fit``, ``predict_proba``, ``predict``) and
 work for any text-classification task with int labels in ``[0, num_classes)``.
-:func:`soft_targets`, :func:`soft_label_loss` and :func:`benchmark_predict` are the
-reference versions of lesson 04's exercises.
+:func:`benchmark_predict` is the library version of lesson 04's latency exercise (4.2).
 """
 from .pipeline import EmailSets, RouterModels, email_sets, router_models
 from .student import NgramStudent

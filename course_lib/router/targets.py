@@ -1,6 +1,6 @@
 """What the student learns from: soft targets and the soft-label loss (introduced in lesson 04).
 
-These are the reference versions of lesson 04's exercises 4.1 and 4.2.
+These are the library versions lesson 04 uses (its exercises choose the target temperature and time the models).
 """
 from __future__ import annotations
 
