@@ -167,7 +167,79 @@ def lesson03(r: dict) -> str:
     return "\n".join(lines)
 
 
-RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04}
+def lesson07(r: dict) -> str:
+    task, acc, per_seed = r["task"], r["accuracy_by_length"], r.get("accuracy_by_length_per_seed", {})
+    train = task["train_lengths"]
+    shown = [k for k in (1, max(train), max(train) + 1, max(train) + 2, 12, max(task["test_lengths"]))
+             if k in task["test_lengths"]]
+    shown = list(dict.fromkeys(shown))
+    beyond = [k for k in task["test_lengths"] if k > max(train)]
+    names = {"teacher": "teacher", "student_ground_truth": "student: ground truth",
+             "student_token_kd": f"student: token KD (T = {r['temperature']['chosen']:g})",
+             "student_sequence_kd": "student: sequence KD", "student_token_and_sequence_kd": "student: token + sequence KD"}
+
+    def cell(model: str, keys) -> str:
+        seeds = per_seed.get(model)
+        if seeds:
+            return mean_std([statistics.mean(seed[str(k)] for k in keys) for seed in seeds], scale=100)
+        return f"{100 * statistics.mean(acc[model][str(k)] for k in keys):.1f}"
+
+    params = r["parameters"]
+    lines = [
+        f"**Lesson 07, distilling a sequence model** (`results/lesson07.json`; {task['description']}; trained on "
+        f"chains of {min(train)}-{max(train)} hops; test exact match in %, mean ± std over {len(r['seeds'])} seeds; "
+        f"teacher {params['teacher']:,} parameters, students {params['student']:,} "
+        f"({params['teacher'] / params['student']:.1f}x fewer); notebook run time {r['seconds'] / 60:.1f} min on "
+        f"{r['device']} ({r['threads']} thread{'s' if r['threads'] != 1 else ''})):",
+        "",
+        "| model | " + " | ".join(f"k={k}" for k in shown) + f" | mean k={beyond[0]}-{beyond[-1]} |",
+        "|---|" + "---:|" * (len(shown) + 1),
+    ]
+    for model, name in names.items():
+        if model in acc:
+            lines.append(f"| {name} | " + " | ".join(cell(model, [k]) for k in shown) + f" | {cell(model, beyond)} |")
+    lat, tps = r["latency_ms_per_answer"], r["tokens_per_second"]
+    lines += ["", f"Cost: {lat['student']['median']:.1f} ms per {lat['steps']}-step answer for a student against "
+              f"{lat['teacher']['median']:.1f} ms for the teacher ({r['speedup']['latency']:.1f}x); "
+              f"{tps['student']:,.0f} against {tps['teacher']:,.0f} tokens/s at batch {tps['batch']} "
+              f"({r['speedup']['throughput']:.1f}x)."]
+    return "\n".join(lines)
+
+
+def lesson05(r: dict) -> str:
+    router, mnist, cascade, ece = r["router"], r["mnist"], r["router"]["cascade"], r["router"]["ece"]
+    mc = router["mcnemar"]
+    pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
+    lines = [
+        f"**Lesson 05, judging the student** (`results/lesson05.json`; the router's soft-target student against its "
+        f"teacher on the test emails; notebook run time {r['seconds'] / 60:.1f} min, with the fine-tuned teacher "
+        "cached and the embeddings cold, on a shared CPU):",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| agreement with the teacher (top-2) | {pct(router['agreement'])} ({pct(router['topk_agreement']['2'])}) |",
+        f"| McNemar: student-only vs teacher-only errors | {mc['student_only_errors']} vs {mc['teacher_only_errors']}, "
+        f"p = {router['mcnemar_p']:.2g} |",
+        f"| cascade, threshold {cascade['threshold']:.3f} chosen on validation | test accuracy {pct(cascade['accuracy'])} "
+        f"(teacher {pct(cascade['teacher_accuracy'])}, student alone {pct(cascade['student_accuracy'])}); the teacher "
+        f"reads {pct(cascade['share_to_teacher'])} of emails; {cascade['cpu_s_per_million']:,.0f} CPU-s per million |",
+        f"| ECE ({ece['n_bins']} bins), before → after temperature scaling | teacher {ece['teacher']:.4f} → "
+        f"{ece['teacher_scaled']:.4f}; soft-target student {ece['student']:.4f} → {ece['student_scaled']:.4f}; "
+        f"hard-pseudo-label student {ece['hard_pseudo_labels']:.4f} → {ece['hard_pseudo_labels_scaled']:.4f} |",
+        f"| escalation emails flagged as needing a person | {router['needs_person']['flagged']} of "
+        f"{router['needs_person']['emails']} (neither model was trained to flag them) |",
+        f"| MNIST (lesson 02's setting, {mnist['student_epochs']} epochs): test errors teacher / soft-target / baseline "
+        f"| {mnist['teacher_errors']} / {mnist['student_errors']} / {mnist['baseline_errors']} |",
+    ]
+    missed = [goal for goal, met in r.get("goals", {}).items() if not met]
+    if missed:
+        lines += ["", "Goals missed in this run: " + "; ".join(missed) + "."]
+    lines += ["", "The model card written from these numbers: [results/model_card_router.md](results/model_card_router.md)."]
+    return "\n".join(lines)
+
+
+RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,
+             "lesson05.json": lesson05, "lesson07.json": lesson07}
 
 
 def render(root: Path = REPO_ROOT) -> str:
