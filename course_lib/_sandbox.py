@@ -137,8 +137,12 @@ def _gradients(result, args: tuple, kwargs: dict) -> dict:
 
     if not (isinstance(result, torch.Tensor) and result.requires_grad and result.numel() == 1):
         return {}
-    named = [(str(i), a) for i, a in enumerate(args)] + list(kwargs.items())
-    named = [(k, a) for k, a in named if isinstance(a, torch.Tensor) and a.requires_grad]
+    named = []
+    for key, arg in [(str(i), a) for i, a in enumerate(args)] + list(kwargs.items()):
+        if isinstance(arg, torch.Tensor) and arg.requires_grad:
+            named.append((key, arg))
+        elif isinstance(arg, torch.nn.Module):  # a regressor, a student: its parameters' gradients too
+            named += [(f"{key}.{name}", p) for name, p in arg.named_parameters() if p.requires_grad]
     if not named:
         return {}
     try:

@@ -34,6 +34,7 @@ import ast
 import csv
 import json
 import re
+import shutil
 import sys
 import tempfile
 import textwrap
@@ -48,7 +49,8 @@ from .config import REPO_ROOT
 from .exercises import BEGIN
 
 #: Checks whose verdict cannot be replayed from recorded outputs (they observe the call itself).
-KERNEL_JUDGED = {"check_fitnets", "check_median_latency", "check_distillation_loss"}
+KERNEL_JUDGED = {"check_fitnets", "check_median_latency", "check_distillation_loss", "check_choose_temperature",
+                 "check_median_latency_ms", "check_fine_tune_pruned", "check_token_kd_loss", "check_greedy_decode"}
 _CHECK_CALL = re.compile(r"^\s*(?:checks\.)?(check_\w+)\(\s*(\w+)\s*[,)]", re.M)
 _DEF = re.compile(r"^\s*def\s+(\w+)\s*\(", re.M)
 
@@ -252,13 +254,14 @@ def _library_imports(nb) -> dict[str, str]:
 
 
 # ----------------------------------------------------------------------------- running the kernel
-def _kernel_manager(memory_mb: int, workdir: Path):
+def _kernel_manager(memory_mb: int, workdir: Path, cache: Optional[Path] = None):
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import AsyncKernelManager  # async: nbclient then notices a dead kernel
 
     spec_dir = workdir / "kernels" / "course-sandbox"
     spec_dir.mkdir(parents=True, exist_ok=True)
-    env = {"COURSE_FAST": "1", "COURSE_CACHE_DIR": str(workdir / "cache"), "COURSE_RESULTS_DIR": str(workdir / "results"),
+    env = {"COURSE_FAST": "1", "COURSE_CACHE_DIR": str(cache or workdir / "cache"),
+           "COURSE_RESULTS_DIR": str(workdir / "results"),
            "COURSE_GRADE_MEMORY_MB": str(memory_mb), "HF_HUB_OFFLINE": "1", "MPLBACKEND": "Agg",
            "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT)}
     (spec_dir / "kernel.json").write_text(json.dumps({
@@ -290,8 +293,43 @@ def _grading_notebook(nb, exercises: list[Exercise], records: Path, skip: set[in
     return nbformat.v4.new_notebook(cells=cells), origin
 
 
+def warm_cache(lesson: str, solutions: Path, timeout: float = 1800.0, memory_mb: int = 16384) -> Optional[Path]:
+    """A cache folder filled by running the lesson's solution notebook once (FAST mode), kept for later runs.
+
+    Each submission's kernel starts from a *copy* of it, so a lesson whose notebook builds a teacher
+    (04, 05) does not rebuild it per submission, and no submission can change what another one reads.
+    Kept under ``cache_dir()/grader/lessonNN-<sha of the solution notebook>``.
+    """
+    from nbclient import NotebookClient
+
+    from . import cache, config
+    from .data import file_digest
+
+    solution = next(Path(solutions).glob(f"{lesson}_*.ipynb"), None)
+    if solution is None:
+        return None
+    folder = config.cache_dir() / "grader" / f"lesson{lesson}-{file_digest(solution, 'sha256')[:12]}"
+    done = folder / ".complete"
+    with cache.file_lock(folder, f"warming the grader's cache for lesson {lesson}"):
+        if not done.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix="course-warm-") as tmp:
+                nb = read_submission(solution)
+                client = NotebookClient(nb, km=_kernel_manager(memory_mb, Path(tmp), cache=folder), timeout=int(timeout),
+                                        allow_errors=True, kernel_name="course-sandbox", startup_timeout=120,
+                                        resources={"metadata": {"path": tmp}})
+                try:
+                    client.execute()
+                except Exception:  # a warm-up that fails leaves a partial cache: submissions then compute the rest
+                    pass
+                finally:
+                    _stop(client)
+            done.write_text(str(solution.name))
+    return folder
+
+
 def run_in_kernel(nb, exercises: list[Exercise], timeout: float, memory_mb: int,
-                  workdir: Path) -> tuple[dict[int, dict], dict[int, str], list[str]]:
+                  workdir: Path, seed_cache: Optional[Path] = None) -> tuple[dict[int, dict], dict[int, str], list[str]]:
     """Run the submission and the recorders in fresh kernels: ``(records, problems, notes)`` by exercise index.
 
     A cell may run for a third of ``timeout`` (at least 10 s). A cell that hangs or ends the kernel is
@@ -302,6 +340,9 @@ def run_in_kernel(nb, exercises: list[Exercise], timeout: float, memory_mb: int,
 
     records_dir = workdir / "records"
     records_dir.mkdir(parents=True, exist_ok=True)
+    if seed_cache is not None and seed_cache.is_dir():
+        shutil.copytree(seed_cache, workdir / "cache", ignore=shutil.ignore_patterns("*.lock", ".complete"),
+                        dirs_exist_ok=True)
     deadline = time.monotonic() + timeout
     skip, records, problems, notes = set(), {}, {}, []
     pending = list(range(len(exercises)))
@@ -414,7 +455,10 @@ def _surrogate(value, grads: dict, args: tuple, kwargs: dict):
     for key, grad in grads.items():
         if grad is None:
             continue
-        arg = args[int(key)] if key.isdigit() else kwargs[key]
+        where, _, parameter = key.partition(".")
+        arg = args[int(where)] if where.isdigit() else kwargs[where]
+        if parameter:  # a parameter of a module argument
+            arg = dict(arg.named_parameters())[parameter]
         g = _sandbox.decode(grad).to(arg.dtype)
         inner = (arg * g).sum()
         out = out + (inner - inner.detach()).to(out.dtype)
@@ -480,7 +524,8 @@ def judge(exercise: Exercise, record: dict) -> ExerciseResult:
 
 # ----------------------------------------------------------------------------- one submission, a class
 def grade_submission(path: Path, table: dict[str, list[Exercise]], lesson: Optional[str] = None,
-                     timeout: float = 300.0, memory_mb: int = 4096, library_points: float = 0.0) -> SubmissionResult:
+                     timeout: float = 300.0, memory_mb: int = 16384, library_points: float = 0.0,
+                     solutions: Optional[Path] = REPO_ROOT / "solutions") -> SubmissionResult:
     """Grade one notebook; never raises. Every exercise of the lesson gets a row, with a reason when it earned nothing."""
     start = time.perf_counter()
     path = Path(path)
@@ -503,7 +548,8 @@ def grade_submission(path: Path, table: dict[str, list[Exercise]], lesson: Optio
     imported = _library_imports(nb)
     with tempfile.TemporaryDirectory(prefix="course-grade-") as tmp:
         try:
-            records, problems, notes = run_in_kernel(nb, exercises, timeout, memory_mb, Path(tmp))
+            seed = warm_cache(sub.lesson, solutions, memory_mb=max(memory_mb, 16384)) if solutions else None
+            records, problems, notes = run_in_kernel(nb, exercises, timeout, memory_mb, Path(tmp), seed)
         except Exception as exc:  # the grader's own machinery failed: report, never crash the class
             records, problems, notes = {}, {k: f"grading failed ({type(exc).__name__}: {exc})"
                                             for k in range(len(exercises))}, []
@@ -530,7 +576,7 @@ def _grade_one(args) -> SubmissionResult:
     return grade_submission(*args)
 
 
-def grade(paths: Sequence[Path], lesson: Optional[str] = None, timeout: float = 300.0, memory_mb: int = 4096,
+def grade(paths: Sequence[Path], lesson: Optional[str] = None, timeout: float = 300.0, memory_mb: int = 16384,
           library_points: float = 0.0, jobs: int = 1, solutions: Path = REPO_ROOT / "solutions",
           progress: bool = True) -> list[SubmissionResult]:
     """Grade every submission (one fresh kernel each, ``jobs`` at a time), in the order given."""
@@ -544,7 +590,7 @@ def grade(paths: Sequence[Path], lesson: Optional[str] = None, timeout: float = 
         if lesson not in table:
             raise ValueError(f"no exercises for lesson {lesson} in {solutions}")
         table = {lesson: table[lesson]}
-    work = [(Path(p), table, lesson, timeout, memory_mb, library_points) for p in paths]
+    work = [(Path(p), table, lesson, timeout, memory_mb, library_points, solutions) for p in paths]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         results = list(tqdm(pool.map(_grade_one, work), total=len(work), desc="grading", unit="notebook",
                             disable=not progress))
@@ -654,7 +700,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--feedback", type=Path, help="folder for per-student feedback and the class report")
     parser.add_argument("--lesson", help="lesson number (default: guessed from each notebook's functions)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per submission (default 300)")
-    parser.add_argument("--memory-mb", type=int, default=4096, help="memory limit of each kernel (default 4096)")
+    parser.add_argument("--memory-mb", type=int, default=16384,
+                        help="virtual-memory limit of each kernel in MB (default 16384; torch reserves several GB)")
     parser.add_argument("--library-points", type=float, default=0.0,
                         help="share of the points for an answer that uses the library's own function (default 0)")
     parser.add_argument("--jobs", type=int, default=1, help="kernels at once (default 1)")

@@ -215,3 +215,22 @@ def test_nbgrader_export_generates_an_assignment(tmp_path):
     assert tests and all("".join(c["source"]).lstrip().count("assert checks.check_") == 1 or
                          "assert checks.check_" in "".join(c["source"]) for c in tests)
     assert sum(c["metadata"]["nbgrader"]["points"] for c in tests) == len(grade.exercises_from_solutions()["02"])
+
+
+def test_every_answer_key_gets_full_marks_and_every_exercise_zero(tmp_path):
+    """The real course: each solution notebook graded in its kernel gets every point; each untouched exercise none."""
+    table = grade.exercises_from_solutions()
+    paths = []
+    for lesson in table:
+        solution = next((REPO_ROOT / "solutions").glob(f"{lesson}_*.ipynb"))
+        for kind, source in (("key", solution), ("blank", REPO_ROOT / "exercises" / solution.name)):
+            paths.append(tmp_path / f"{kind}{lesson}.ipynb")
+            paths[-1].write_bytes(source.read_bytes())
+    results = grade.grade(paths, jobs=2, timeout=600, progress=False)
+    for sub in results:
+        best = sum(e.points for e in table[sub.lesson])
+        if sub.student.startswith("key"):
+            assert sub.total == best, (sub.student, sub.problem, [(r.exercise.number, r.message[:300]) for r in sub.results])
+        else:
+            assert sub.total == 0 and {r.status for r in sub.results} == {"not implemented"}, (
+                sub.student, sub.problem, [(r.exercise.number, r.status, r.message[:200]) for r in sub.results])
