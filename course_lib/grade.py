@@ -157,20 +157,24 @@ def read_submission(path: Path):
     return nb
 
 
-def _defined_functions(nb) -> dict[str, str]:
-    """``{name: source of the function}`` for every top-level function the notebook's code cells define."""
-    out = {}
+def _top_level(nb):
+    """``(statement, cell source)`` for every top-level statement of the notebook's parsable code cells."""
     for cell in nb.cells:
         if cell.cell_type != "code":
             continue
+        source = _strip_magics(cell.source)
         try:
-            tree = ast.parse(_strip_magics(cell.source))
+            tree = ast.parse(source)
         except SyntaxError:
             continue
         for node in tree.body:
-            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
-                out[node.name] = ast.get_source_segment(_strip_magics(cell.source), node) or ""
-    return out
+            yield node, source
+
+
+def _defined_functions(nb) -> dict[str, str]:
+    """``{name: source of the function}`` for every top-level function the notebook's code cells define."""
+    return {node.name: ast.get_source_segment(source, node) or "" for node, source in _top_level(nb)
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))}
 
 
 def _strip_magics(source: str) -> str:
@@ -239,18 +243,8 @@ def library_answer(source: str, function: str) -> Optional[str]:
 
 def _library_imports(nb) -> dict[str, str]:
     """Names the notebook imports from course_lib at top level: ``{local name: original name}``."""
-    names = {}
-    for cell in nb.cells:
-        if cell.cell_type != "code":
-            continue
-        try:
-            tree = ast.parse(_strip_magics(cell.source))
-        except SyntaxError:
-            continue
-        for node in tree.body:
-            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib"):
-                names.update({alias.asname or alias.name: alias.name for alias in node.names})
-    return names
+    return {alias.asname or alias.name: alias.name for node, _ in _top_level(nb)
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("course_lib") for alias in node.names}
 
 
 # ----------------------------------------------------------------------------- running the kernel
