@@ -238,8 +238,32 @@ def lesson05(r: dict) -> str:
     return "\n".join(lines)
 
 
+def lesson06(r: dict) -> str:
+    mnist, router = r["mnist"], r["router"]
+    lines = [
+        f"**Lesson 06, the optimisation stack** (`results/lesson06.json`; MNIST test set, latency per batch on "
+        f"{r['threads']} CPU thread{'s' if r['threads'] != 1 else ''}, all models timed in the same run; notebook run "
+        f"time {r['seconds'] / 60:.1f} min):",
+        "",
+        "| model | test errors | file (bytes) | gzip (bytes) | ms at batch 1 | ms at batch 256 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in mnist["rows"]:
+        lines.append(f"| {row['model']} | {row['test_errors']} | {row['bytes']:,} | {row['gzip_bytes']:,} | "
+                     f"{row['ms_batch1']:.3f} | {row['ms_batch256']:.2f} |")
+    lines += ["", f"Chosen on validation: {mnist['chosen_on_validation']}. The fp32 student against its int8 copy: "
+              f"{mnist['size_ratio']:.2f}x smaller, {mnist['accuracy_drop_points']:.2f} points of test accuracy lost. "
+              f"Router: the int8 ONNX student gives the fp32 student's answer on {100 * router['int8_argmax_agreement']:.1f}% "
+              f"of test emails at {router['throughput_ratio_model_only']:.2f}x PyTorch eager's throughput at batch 256 "
+              f"(model only; {router['throughput_ratio_end_to_end']:.2f}x with featurisation)."]
+    missed = [goal for goal, met in r.get("goals", {}).items() if not met]
+    if missed:
+        lines += ["", "Goals missed in this run: " + "; ".join(missed) + "."]
+    return "\n".join(lines)
+
+
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,
-             "lesson05.json": lesson05, "lesson07.json": lesson07}
+             "lesson05.json": lesson05, "lesson06.json": lesson06, "lesson07.json": lesson07}
 
 
 def render(root: Path = REPO_ROOT) -> str:
