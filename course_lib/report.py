@@ -212,8 +212,8 @@ def lesson05(r: dict) -> str:
     pct = lambda x: f"{100 * x:.1f}%"  # noqa: E731
     lines = [
         f"**Lesson 05, judging the student** (`results/lesson05.json`; the router's soft-target student against its "
-        f"teacher on the test emails; notebook run time {r['seconds'] / 60:.1f} min, with the fine-tuned teacher "
-        "cached and the embeddings cold, on a shared CPU):",
+        f"teacher on the test emails; notebook run time {r['seconds'] / 60:.1f} min with lesson 04's teacher and "
+        "embeddings cached):",
         "",
         "| measure | value |",
         "|---|---|",
