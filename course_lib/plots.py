@@ -1,7 +1,7 @@
-"""Figures shared by the lessons: soft-target bars, heatmaps, the temperature explorer (lesson 01).
+"""Figures shared by the lessons: soft-target bars, heatmaps, the temperature (01) and cascade (05) explorers.
 
 Presentation only: nothing here changes a number. Each function draws one titled figure
-with labelled axes and returns the matplotlib ``Figure``; the explorer returns its widgets.
+with labelled axes and returns the matplotlib ``Figure``; the explorers return their widgets.
 """
 from __future__ import annotations
 
@@ -94,7 +94,7 @@ class _ExplorerBox(widgets.VBox):
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs) or {}
         bundle["image/png"] = base64.b64encode(self.children[-1].value).decode("ascii")
-        bundle["text/plain"] = "temperature explorer (its sliders need a widget front end such as JupyterLab)"
+        bundle["text/plain"] = "interactive figure (its sliders need a widget front end such as JupyterLab)"
         return bundle
 
 
@@ -140,3 +140,58 @@ def temperature_explorer(images: torch.Tensor, logits: torch.Tensor, labels: tor
     temperature_slider.observe(redraw, names="value")
     index_slider.observe(redraw, names="value")
     return _ExplorerBox([widgets.HBox([temperature_slider, index_slider]), picture])
+
+
+def draw_cascade(ax, curve: Sequence[dict], threshold: Optional[float] = None, teacher_accuracy: Optional[float] = None,
+                 title: str = "cascade: accuracy vs share sent to the teacher"):
+    """Draw the rows of :func:`course_lib.evaluate.cascade_curve` on ``ax`` (introduced in lesson 05).
+
+    Accuracy (%) against the share of emails the teacher reads (%).
+
+    Marks the row of ``threshold`` (the nearest one in the curve) and the teacher-alone accuracy.
+    Uses matplotlib's object API only (no pyplot), so a widget callback on any thread may call it.
+    """
+    share = [100 * row["share_to_teacher"] for row in curve]
+    acc = [100 * row["accuracy"] for row in curve]
+    ax.plot(share, acc, color="tab:blue", label="cascade")
+    if teacher_accuracy is not None:
+        ax.axhline(100 * teacher_accuracy, color="black", linestyle="--", label="teacher alone")
+    if threshold is not None:
+        row = min(curve, key=lambda r: abs(r["threshold"] - threshold))
+        ax.plot(100 * row["share_to_teacher"], 100 * row["accuracy"], "o", color="tab:red", markersize=8,
+                label=f"threshold {row['threshold']:.3f}: {100 * row['share_to_teacher']:.1f}% to the teacher, "
+                      f"{100 * row['accuracy']:.1f}% right")
+    ax.set_xlabel("emails the teacher reads (%)")
+    ax.set_ylabel("cascade accuracy (%)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize=8)
+    return ax
+
+
+def cascade_explorer(curve: Sequence[dict], threshold: float, teacher_accuracy: Optional[float] = None):
+    """A threshold slider over a cascade curve (lesson 05); a static PNG where widgets cannot run.
+
+    Args:
+        curve: :func:`course_lib.evaluate.cascade_curve`'s rows (e.g. on the test set, for a chosen grid of thresholds).
+        threshold: the slider's starting value (the threshold chosen on validation).
+        teacher_accuracy: drawn as a dashed line.
+    Returns an ipywidgets box; as a cell's last line a widget front end shows the live slider, any other
+    (nbval, an HTML export) the PNG of the starting threshold (the pattern of lesson 01's explorer).
+    """
+    thresholds = [row["threshold"] for row in curve]
+    start = min(thresholds, key=lambda t: abs(t - threshold))
+    slider = widgets.SelectionSlider(options=[(f"{t:.3f}", t) for t in thresholds], value=start,
+                                     description="threshold", continuous_update=False,
+                                     style={"description_width": "initial"}, layout=widgets.Layout(width="60%"))
+    lock = threading.Lock()
+
+    def png() -> bytes:
+        with lock:
+            fig = Figure(figsize=(6.4, 3.6), dpi=100)
+            draw_cascade(fig.subplots(), curve, float(slider.value), teacher_accuracy)
+            fig.tight_layout()
+            return _png(fig)
+
+    picture = widgets.Image(value=png(), format="png", layout=widgets.Layout(max_width="100%", height="auto"))
+    slider.observe(lambda change: setattr(picture, "value", png()), names="value")
+    return _ExplorerBox([slider, picture])

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import evaluate
+from course_lib import evaluate, plots
 
 matplotlib.use("Agg")
 
@@ -349,7 +349,7 @@ def test_cascade_explorer_static_png_and_slider_redraws():
     student = rows_from([0, 1, 2, 0], [0.9, 0.5, 0.6, 0.95])
     teacher = rows_from([0, 1, 1, 0], [0.8, 0.8, 0.8, 0.8])
     curve = evaluate.cascade_curve(student, teacher, [0, 1, 1, 0], [0.0, 0.55, 0.7, 1.01])
-    box = evaluate.cascade_explorer(curve, threshold=0.56, teacher_accuracy=1.0)
+    box = plots.cascade_explorer(curve, threshold=0.56, teacher_accuracy=1.0)
     slider, picture = box.children
     assert slider.value == 0.55                                  # the nearest threshold on the curve
     bundle = box._repr_mimebundle_()
@@ -358,7 +358,7 @@ def test_cascade_explorer_static_png_and_slider_redraws():
     slider.value = 1.01
     assert picture.value != before
     fig, ax = plt.subplots()
-    evaluate.draw_cascade(ax, curve, 0.55, 1.0)
+    plots.draw_cascade(ax, curve, 0.55, 1.0)
     assert ax.get_xlabel() == "emails the teacher reads (%)" and ax.get_ylabel() == "cascade accuracy (%)"
     assert ax.get_title() and "threshold 0.550" in [t.get_text() for t in ax.get_legend().get_texts()][-1]
     plt.close(fig)
