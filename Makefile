@@ -50,7 +50,8 @@ course-fast: setup
 lab: setup
 	JUPYTER_CONFIG_PATH="$(CURDIR)/jupyter$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" $(VENV)/bin/jupyter lab --notebook-dir=.
 
-# Lesson 01's explorer in a real JupyterLab in headless Chromium, screenshots in build/ui/. The browser is
+# Lesson 01's temperature explorer and lesson 05's cascade slider in a real JupyterLab in headless Chromium
+# (FAST mode; lesson 05 reads lesson 04's cached teacher, which make test builds), screenshots in build/ui/. The browser is
 # Debian's chromium package (installed here when missing; apt needs root, so sudo when we are not root),
 # driven by Playwright from PyPI (pinned in tests/ui/requirements.txt); Playwright's own browser download is not used.
 UI_CHROMIUM ?= /usr/lib/chromium/chromium
@@ -59,7 +60,7 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 ui-test: setup $(VENV)/.ui-installed
 	test -x $(UI_CHROMIUM) || { $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
-	$(PY) tests/ui/ui_lesson01.py --chromium $(UI_CHROMIUM)
+	$(PY) tests/ui/ui_lessons.py --chromium $(UI_CHROMIUM)
 
 $(VENV)/.ui-installed: tests/ui/requirements.txt $(VENV)/.installed
 	$(PIP) install -r tests/ui/requirements.txt

@@ -164,7 +164,8 @@ def draw_cascade(ax, curve: Sequence[dict], threshold: Optional[float] = None, t
     ax.set_xlabel("emails the teacher reads (%)")
     ax.set_ylabel("cascade accuracy (%)")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize=8)
+    # below the axes: inside, wherever it sat, it hid part of some curve
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize=8, frameon=False)
     return ax
 
 
@@ -187,7 +188,7 @@ def cascade_explorer(curve: Sequence[dict], threshold: float, teacher_accuracy: 
 
     def png() -> bytes:
         with lock:
-            fig = Figure(figsize=(6.4, 3.6), dpi=100)
+            fig = Figure(figsize=(6.4, 4.4), dpi=100)
             draw_cascade(fig.subplots(), curve, float(slider.value), teacher_accuracy)
             fig.tight_layout()
             return _png(fig)
