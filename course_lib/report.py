@@ -116,6 +116,29 @@ def lesson04(r: dict) -> str:
                   + (f", {r['latency_ratio_batch1']:,.0f}x lower latency at batch 1"
                      if "latency_ratio_batch1" in r else "")
                   + f"; teacher parameters / student's: {r['param_ratio']:,.0f}x."]
+    cal = r.get("teacher_calibration_validation")
+    if cal:
+        t = cal["fitted_temperature"]
+        verdict = "over-confident" if t > 1 else "under-confident" if t < 1 else "calibrated"
+        lines += ["", f"Teacher's calibration on validation ({cal['bins']} bins): mean top probability "
+                      f"{cal['mean_confidence'] * 100:.1f}% against {cal['accuracy'] * 100:.1f}% accuracy, ECE "
+                      f"{cal['ece']:.3f}, {cal['ece_after_fit']:.3f} after a fitted temperature of {t:.2f}: "
+                      f"{verdict} by the log-loss it minimises."]
+    curves = r.get("transfer_size_curves")
+    if curves:
+        sizes = curves["sizes"]
+        hard = curves.get("hard pseudo-labels")
+        lines += ["", "Test accuracy (%) by the number of traffic emails the student learns from "
+                      "(`transfer_size_curves`):", "",
+                  "| student | " + " | ".join(f"{n:,}" for n in sizes) + " |",
+                  "|---|" + "---:|" * len(sizes)]
+        for name, accs in curves.items():
+            if name != "sizes":
+                lines.append(f"| {name} | " + " | ".join(f"{100 * a:.1f}" for a in accs) + " |")
+        for name, accs in curves.items():
+            if hard and name.startswith("soft targets"):
+                lines.append(f"| {name} minus hard pseudo-labels (points) | "
+                             + " | ".join(f"{100 * (a - h):+.1f}" for a, h in zip(accs, hard)) + " |")
     return "\n".join(lines)
 
 
@@ -231,9 +254,6 @@ def lesson05(r: dict) -> str:
         f"| MNIST (lesson 02's setting, {mnist['student_epochs']} epochs): test errors teacher / soft-target / baseline "
         f"| {mnist['teacher_errors']} / {mnist['student_errors']} / {mnist['baseline_errors']} |",
     ]
-    missed = [goal for goal, met in r.get("goals", {}).items() if not met]
-    if missed:
-        lines += ["", "Goals missed in this run: " + "; ".join(missed) + "."]
     lines += ["", "The model card written from these numbers: [results/model_card_router.md](results/model_card_router.md)."]
     return "\n".join(lines)
 
@@ -256,14 +276,18 @@ def lesson06(r: dict) -> str:
               f"Router: the int8 ONNX student gives the fp32 student's answer on {100 * router['int8_argmax_agreement']:.1f}% "
               f"of test emails at {router['throughput_ratio_model_only']:.2f}x PyTorch eager's throughput at batch 256 "
               f"(model only; {router['throughput_ratio_end_to_end']:.2f}x with featurisation)."]
-    missed = [goal for goal, met in r.get("goals", {}).items() if not met]
-    if missed:
-        lines += ["", "Goals missed in this run: " + "; ".join(missed) + "."]
     return "\n".join(lines)
 
 
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,
              "lesson05.json": lesson05, "lesson06.json": lesson06, "lesson07.json": lesson07}
+
+
+def goals(r: dict) -> str:
+    """One line on a results file's ``goals`` ({goal: met}): how many were met, and each one missed by name."""
+    missed = [goal for goal, met in r.get("goals", {}).items() if not met]
+    line = f"Goals met in this run: {len(r['goals']) - len(missed)} of {len(r['goals'])}"
+    return line + (f"; missed: {'; '.join(missed)}." if missed else ".")
 
 
 def render(root: Path = REPO_ROOT) -> str:
@@ -272,7 +296,7 @@ def render(root: Path = REPO_ROOT) -> str:
     for name, renderer in RENDERERS.items():
         result = _load(name, root)
         if result is not None:
-            parts.append(renderer(result))
+            parts.append(renderer(result) + (f"\n\n{goals(result)}" if result.get("goals") else ""))
     if not parts:
         parts.append("No full-mode results yet: run `make course`.")
     return "\n\n".join(parts)

@@ -151,6 +151,32 @@ def test_report_renders_lesson04_with_the_course_vocabulary():
     assert "| baseline: labelled emails only | 80.0% |" in text
     assert "| hard pseudo-labels: the teacher's top queue on traffic | 93.0% |" in text
     assert "| soft targets: the teacher's probabilities on traffic (target temperature 0.25) | 93.5% |" in text
+    assert "Teacher's calibration" not in text and "transfer_size_curves" not in text  # older results files
+
+
+def test_report_lesson04_calibration_and_transfer_sizes():
+    row = {"accuracy": 0.9, "params": 1000, "ms_per_email_batch1": 0.5, "emails_per_s": 2000.0}
+    result = {"teacher": row, "throughput_ratio": 1000.0, "param_ratio": 100.0,
+              "sizes": {"archive": 300, "traffic": 20000, "test": 2000},
+              "teacher_calibration_validation": {"fitted_temperature": 1.37, "ece": 0.0412, "ece_after_fit": 0.0123,
+                                                 "bins": 10, "mean_confidence": 0.957, "accuracy": 0.931},
+              "transfer_size_curves": {"sizes": [250, 20000], "hard pseudo-labels": [0.66, 0.939],
+                                       "soft targets, target temperature 1": [0.671, 0.935]}}
+    text = report.lesson04(result)
+    assert ("mean top probability 95.7% against 93.1% accuracy, ECE 0.041, 0.012 after a fitted temperature "
+            "of 1.37: over-confident by the log-loss it minimises.") in text
+    assert "| student | 250 | 20,000 |" in text
+    assert "| hard pseudo-labels | 66.0 | 93.9 |" in text
+    assert "| soft targets, target temperature 1 | 67.1 | 93.5 |" in text
+    assert "| soft targets, target temperature 1 minus hard pseudo-labels (points) | +1.1 | -0.4 |" in text
+    result["teacher_calibration_validation"]["fitted_temperature"] = 0.8
+    assert "0.80: under-confident by the log-loss" in report.lesson04(result)
+
+
+def test_report_goals_line_counts_and_names_the_missed_ones():
+    assert report.goals({"goals": {"a": True, "b": True}}) == "Goals met in this run: 2 of 2."
+    line = report.goals({"goals": {"fast enough": False, "small": True, "accurate": False}})
+    assert line == "Goals met in this run: 1 of 3; missed: fast enough; accurate."
 
 
 def test_readme_results_are_current():
