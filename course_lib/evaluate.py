@@ -505,6 +505,17 @@ def fit_temperature(logits, labels, bounds: tuple[float, float] = (0.01, 100.0))
     return float(math.exp((lo + hi) / 2))
 
 
+
+def confidence_verdict(fitted_temperature: float) -> str:
+    """What a :func:`fit_temperature` result says (lessons 04 and 05): "over-confident" above 1 (the rows had to
+    be flattened), "under-confident" below 1 (sharpened), "calibrated" at exactly 1. It is the log-loss's verdict:
+    a model's average confidence can sit on the other side of its accuracy."""
+    if fitted_temperature > 1:
+        return "over-confident"
+    if fitted_temperature < 1:
+        return "under-confident"
+    return "calibrated"
+
 def cascade_curve(student_probs, teacher_probs, labels, thresholds, *, student_cost: Optional[float] = None,
                   teacher_cost: Optional[float] = None) -> list[dict]:
     """Accuracy and share sent to the teacher when the student defers below a confidence threshold (lesson 05).

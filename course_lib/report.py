@@ -14,6 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from . import evaluate
 from .config import REPO_ROOT
 
 BEGIN, END = "<!-- results:begin -->", "<!-- results:end -->"
@@ -119,11 +120,10 @@ def lesson04(r: dict) -> str:
     cal = r.get("teacher_calibration_validation")
     if cal:
         t = cal["fitted_temperature"]
-        verdict = "over-confident" if t > 1 else "under-confident" if t < 1 else "calibrated"
         lines += ["", f"Teacher's calibration on validation ({cal['bins']} bins): mean top probability "
                       f"{cal['mean_confidence'] * 100:.1f}% against {cal['accuracy'] * 100:.1f}% accuracy, ECE "
                       f"{cal['ece']:.3f}, {cal['ece_after_fit']:.3f} after a fitted temperature of {t:.2f}: "
-                      f"{verdict} by the log-loss it minimises."]
+                      f"{evaluate.confidence_verdict(t)} by the log-loss it minimises."]
     curves = r.get("transfer_size_curves")
     if curves:
         sizes = curves["sizes"]

@@ -1,4 +1,5 @@
 """The lesson 04 checks accept correct answers and reject each typical mistake with its hint."""
+import functools
 import statistics
 import time
 from time import perf_counter
@@ -9,18 +10,11 @@ import torch
 
 from course_lib.checks import run_check
 from course_lib.checks.lesson04 import HINTS, check_choose_temperature, check_median_latency
+import hint_checks
+from hint_checks import stub
 
 
-def assert_hints(check, fn, *keys):
-    """The check fails, and its message contains exactly the hints ``keys``."""
-    with pytest.raises(AssertionError) as info:
-        check(fn)
-    message = str(info.value)
-    assert sorted(k for k, text in HINTS.items() if text in message) == sorted(keys), message
-
-
-def stub(*args, **kwargs):
-    raise NotImplementedError("write your code here")
+assert_hints = functools.partial(hint_checks.assert_hints, HINTS)
 
 
 # ---- choosing the temperature on validation ------------------------------------------------------
@@ -138,14 +132,7 @@ def test_choose_temperature_hints_are_distinct():
 
 # ---- latency ---------------------------------------------------------------------------------------
 def good_latency(predict_fn, batch, warmup=3, repeats=20):
-    for _ in range(warmup):
-        predict_fn(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict_fn(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return statistics.median(_timed(predict_fn, batch, warmup, repeats))
 
 
 def latency_with_alias(predict_fn, batch, warmup=3, repeats=20):

@@ -16,10 +16,7 @@ from course_lib.checks import run_check
 from course_lib.checks.lesson06 import (check_fine_tune_pruned, check_median_latency_ms, check_size_on_disk,
                                         solution_fine_tune_pruned, solution_median_latency_ms, solution_size_on_disk)
 from course_lib.losses import distillation_loss
-
-
-def stub(*args):
-    raise NotImplementedError("Exercise 6.x")
+from hint_checks import stub
 
 
 # ---- 6.1 size on disk ---------------------------------------------------------
@@ -66,7 +63,8 @@ def test_size_rejects_mistakes(fn, words):
 
 
 # ---- 6.2 latency after warm-up ------------------------------------------------
-def by_hand_latency(predict_fn, batches, warmup=3):
+def _seconds_after_warmup(predict_fn, batches, warmup):
+    """Each call's seconds, the first ``warmup`` calls run but not timed."""
     for batch in batches[:warmup]:
         predict_fn(batch)
     times = []
@@ -74,27 +72,19 @@ def by_hand_latency(predict_fn, batches, warmup=3):
         start = time.perf_counter()
         predict_fn(batch)
         times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+    return times
+
+
+def by_hand_latency(predict_fn, batches, warmup=3):
+    return statistics.median(_seconds_after_warmup(predict_fn, batches, warmup)) * 1e3
 
 
 def no_warmup(predict_fn, batches, warmup=3):
-    times = []
-    for batch in batches:
-        start = time.perf_counter()
-        predict_fn(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.mean(times) * 1e3
+    return statistics.mean(_seconds_after_warmup(predict_fn, batches, 0)) * 1e3
 
 
 def mean_after_warmup(predict_fn, batches, warmup=3):
-    for batch in batches[:warmup]:
-        predict_fn(batch)
-    times = []
-    for batch in batches[warmup:]:
-        start = time.perf_counter()
-        predict_fn(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.mean(times) * 1e3
+    return statistics.mean(_seconds_after_warmup(predict_fn, batches, warmup)) * 1e3
 
 
 def seconds(predict_fn, batches, warmup=3):

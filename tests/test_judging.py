@@ -232,6 +232,18 @@ def synthetic_logits(temperature, n=20000, num_classes=5, seed=7):
     return logits, labels
 
 
+@pytest.mark.parametrize("t, verdict", [(1.16, "over-confident"), (3.0, "over-confident"),
+                                       (0.6, "under-confident"), (0.999, "under-confident"), (1.0, "calibrated")])
+def test_confidence_verdict_reads_the_fitted_temperature(t, verdict):
+    assert evaluate.confidence_verdict(t) == verdict
+
+
+def test_confidence_verdict_matches_a_fitted_over_and_under_confident_model():
+    # synthetic_logits(T): labels drawn from softmax(logits / T), so the logits need sharpening (T < 1) or flattening
+    assert evaluate.confidence_verdict(evaluate.fit_temperature(*synthetic_logits(0.6))) == "under-confident"
+    assert evaluate.confidence_verdict(evaluate.fit_temperature(*synthetic_logits(2.0))) == "over-confident"
+
+
 def test_fit_temperature_recovers_a_known_temperature():
     logits, labels = synthetic_logits(2.5)
     fitted = evaluate.fit_temperature(logits, labels)
