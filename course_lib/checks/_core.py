@@ -384,3 +384,22 @@ def assert_not_in_place(fn: Callable, tensor: torch.Tensor, *args: Any, what: st
     if not torch.equal(tensor, original):
         raise AssertionError(f"{getattr(fn, '__name__', 'your function')} changed {what} in place: "
                              f"compute on a new tensor ({fix}).")
+
+
+def name_mistakes(got: Any, expected: Any, variants: dict, ruled_out: set, same: Callable[[Any, Any], bool]
+                  ) -> list[str] | None:
+    """Which typical mistakes explain ``got``: ``None`` when ``got`` is right, else the matching hint keys.
+
+    ``variants`` maps each hint key to what that mistake returns on this case (a value, or a list of
+    values for several ways of making it). A right answer adds to ``ruled_out`` every way of making a
+    mistake that would have given a different answer here, so a later case never names one an earlier
+    case excluded. A key is named only when its variant equals ``got`` and differs from ``expected``; the list may be
+    empty (the mistake is none of the known ones: say what was observed instead).
+    """
+    pairs = [((key, i), v) for key, values in variants.items()
+             for i, v in enumerate(values if isinstance(values, list) else [values])]
+    if same(got, expected):
+        ruled_out |= {sub for sub, v in pairs if not same(v, expected)}
+        return None
+    return list(dict.fromkeys(sub[0] for sub, v in pairs if sub not in ruled_out and same(got, v)
+                              and not same(v, expected)))
