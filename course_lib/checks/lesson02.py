@@ -31,6 +31,12 @@ HINTS: dict[str, str] = {
     "softmax_overflow": "exp overflows for large logits / temperature: use torch.softmax, "
                         "or subtract each row's maximum before exp.",
     "softmax_other": "Expected softmax(logits / temperature) over the last dimension.",
+    "softmax_dim_fixed": "Normalise along the `dim` you were given (default -1, the last dimension), not a "
+                         "fixed one: dim=1 does not even exist for 1-D logits, and is the wrong axis for 3-D ones.",
+    "softmax_no_dim": "Pass dim=dim to the softmax: without it PyTorch guesses the axis (dim 0 for 1-D and "
+                      "3-D input, with a warning), which is not the last dimension of a 3-D batch.",
+    "softmax_dim_ignored": "Normalise along the `dim` argument when the caller gives one (dim=0 here): it is part "
+                           "of the function's promise, and lesson 01 calls it on other layouts.",
     "kd_not_scalar": "Return one number (a 0-dim tensor): sum the KL over classes, then average over the batch.",
     "kd_t_squared": "T^2 missing: multiply the KL by temperature**2. The soft-target gradients scale as 1/T^2; "
                     "T^2 keeps their size independent of the temperature.",
@@ -216,6 +222,41 @@ def check_softmax_with_temperature(fn: Callable[[torch.Tensor, float], torch.Ten
 
     assert_not_in_place(fn, logits, 2.0, what="its input",
                         fix="`logits / temperature`, not `logits /= temperature`")
+
+    g = torch.Generator().manual_seed(4)
+    for shape, temperature, dim in (((5,), 2.0, None), ((2, 3, 4), 3.0, None), ((3, 4), 2.0, 0), ((2, 3, 4), 0.5, 1)):
+        x = torch.randn(*shape, generator=g) * 3.0
+        _check_dim(fn, x, temperature, dim)
+
+
+def _check_dim(fn: Callable, logits: torch.Tensor, temperature: float, dim: int | None) -> None:
+    """One call on 1-D or 3-D logits, or with an explicit ``dim``: name the axis the learner normalised."""
+    what = (f"softmax_with_temperature on logits of shape {tuple(logits.shape)} at temperature {temperature:g}"
+            + ("" if dim is None else f", dim={dim}"))
+    kwargs = {} if dim is None else {"dim": dim}
+    try:
+        out = call_learner(fn, logits.clone(), temperature, **kwargs)
+    except AssertionError as exc:
+        text = str(exc)
+        key = ("softmax_dim_fixed" if "IndexError" in text or "out of range" in text
+               else "softmax_dim_ignored" if "unexpected keyword" in text else None)
+        if key is None:
+            raise
+        raise AssertionError(f"{what}: {text} {HINTS[key]}") from None
+    target = -1 if dim is None else dim
+    expected = torch.softmax(logits.to(torch.float64) / temperature, dim=target)
+    if isinstance(out, torch.Tensor) and out.shape == logits.shape:
+        got = out.detach().to(torch.float64)
+        for other in range(logits.dim()):
+            candidate = torch.softmax(logits.to(torch.float64) / temperature, dim=other)
+            if other % logits.dim() == target % logits.dim() or not torch.allclose(got, candidate, atol=1e-5):
+                continue
+            if dim is not None and other == logits.dim() - 1:
+                _fail(what, ["softmax_dim_ignored"])
+            guessed = 0 if logits.dim() in (0, 1, 3) else 1  # what F.softmax picks without dim
+            _fail(f"{what}: the probabilities sum to 1 along dim {other}",
+                  ["softmax_no_dim" if dim is None and other == guessed else "softmax_dim_fixed"])
+    assert_close(out, expected, what, HINTS["softmax_other"])
 
 
 @learner_check("kd_loss", solution=_kd_loss)
