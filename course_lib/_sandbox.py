@@ -1,13 +1,16 @@
-"""The untrusted side of the grader: a limited kernel and the recorder it runs (see :mod:`course_lib.grade`).
+"""The untrusted side of the grader: the kernel's limits and the recorder (see :mod:`course_lib.grade`).
 
-``python -m course_lib._sandbox -f CONNECTION_FILE`` starts an IPython kernel with a memory limit
-and with Python-level network connections refused. Inside it, the grader runs the submission's
-own cells, then :func:`record` once per exercise: it runs the course's check on the learner's
-function, and writes to a JSON file *what the function was given and what it returned* (plain
-arrays, never pickle). The grader then judges those outputs in its own process; nothing this
-kernel says about passing or failing is trusted, except where :mod:`course_lib.grade` says so.
+``python -m course_lib._sandbox -f CONNECTION_FILE`` starts an IPython kernel with a memory limit,
+a file-size limit and Python-level network connections refused; the grader starts it inside
+bubblewrap (:mod:`course_lib.grade.sandbox`), which is what actually contains it. Before the
+submission's first cell, the grader's own first cell calls :func:`make_recorder`; after the
+submission's cells, the recorder runs the course's check on each learner's function and writes to
+a JSON file *what the function was given and what it returned* (plain arrays, never pickle). The
+grader then judges those outputs in its own process on its own inputs; nothing this kernel says
+about passing or failing is trusted, except where :mod:`course_lib.grade` says so.
 
-This module must only use the standard library, NumPy and torch: it is imported in the kernel.
+This is the only code of the grader that runs inside the kernel. It must only use the standard
+library, NumPy and torch.
 """
 from __future__ import annotations
 
@@ -23,6 +26,8 @@ import numpy as np
 
 #: Characters of printed output kept per submission (the rest is dropped, once announced).
 OUTPUT_LIMIT = 20_000
+#: Largest file (bytes) the kernel may write.
+FILE_LIMIT = 2 * 1024**3
 
 
 # ----------------------------------------------------------------------------- plain-data codec
@@ -121,10 +126,55 @@ def fingerprint(args: tuple, kwargs: dict) -> str:
 
 
 # ----------------------------------------------------------------------------- the recorder (runs in the kernel)
+#: Largest encoded value a recorded call may return or leave in an argument (bytes of array data).
+VALUE_LIMIT = 64 * 1024 * 1024
+
+
 def _mutable(value) -> bool:
     import torch
 
     return isinstance(value, (torch.Tensor, np.ndarray, torch.nn.Module))
+
+
+def _data(value) -> bool:
+    import torch
+
+    return isinstance(value, (torch.Tensor, np.ndarray))
+
+
+def _digest(value) -> str:
+    """sha256 of a tensor's or array's dtype, shape and bytes (what "changed in place" compares)."""
+    import torch
+
+    array = value.detach().cpu().float().numpy() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16 \
+        else (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
+    array = np.ascontiguousarray(array)
+    return hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
+
+
+def _nbytes(value, depth: int = 0) -> int:
+    import torch
+
+    if depth > 20:
+        return 0
+    if isinstance(value, torch.Tensor):
+        return value.numel() * value.element_size()
+    if isinstance(value, np.ndarray):
+        return value.nbytes
+    if isinstance(value, torch.nn.Module):
+        return sum(_nbytes(v, depth + 1) for v in value.state_dict().values())
+    if isinstance(value, (list, tuple)):
+        return sum(_nbytes(v, depth + 1) for v in value)
+    if isinstance(value, dict):
+        return sum(_nbytes(v, depth + 1) for v in value.values())
+    return 0
+
+
+def _bounded(value) -> Any:
+    size = _nbytes(value)
+    if size > VALUE_LIMIT:
+        return {"unsupported": f"value of {size / 2**20:.0f} MB (the grader accepts {VALUE_LIMIT / 2**20:.0f} MB)"}
+    return encode(value)
 
 
 def _gradients(result, args: tuple, kwargs: dict) -> dict:
@@ -152,50 +202,102 @@ def _gradients(result, args: tuple, kwargs: dict) -> dict:
     return {k: None if g is None else encode(g) for (k, _), g in zip(named, grads)}
 
 
-def record(check_path: str, fn: Any, out_path: str) -> None:
-    """Run the check ``check_path`` (``"module:function"``) on ``fn`` and write every call's inputs and outputs.
+def make_recorder(namespace: dict, checks: dict, records: str, library: str):
+    """The grader's recorder, made in the kernel *before* the submission's first cell runs.
 
-    Per call: the fingerprint of the arguments before the call, the return value (or the
-    exception's type and message), and the value after the call of every tensor, array or
-    module argument (so in-place edits and trained weights reach the grader).
+    ``namespace`` is the notebook's global namespace; ``checks`` maps each exercise's function name
+    to its check (``"module:function"``), imported now, before the submission can change them;
+    ``records`` is the folder for the records; ``library`` is the folder of course_lib's own code.
+    The grader keeps the returned function under a name chosen at random for this run and calls it
+    once per exercise, with the exercise's number and function name. Everything it uses is bound
+    here, so rebinding a module attribute later (``course_lib._sandbox.record = ...``) changes nothing.
+
+    Per call of the learner's function the record holds: the fingerprint of the arguments before the
+    call; the return value (or the exception's type and message); the value after the call of every
+    module argument (trained weights reach the grader); which tensor or array arguments the function
+    changed in place; and, for the first calls, the course_lib functions it ran (by code object, so a
+    name built at run time is seen too).
     """
     import importlib
+    import sys as _sys
+    from contextlib import redirect_stdout
 
-    calls = []
+    import torch
 
-    def recorded(*args, **kwargs):
-        entry = {"inputs": fingerprint(args, kwargs)}
-        calls.append(entry)
+    checks = {name: getattr(importlib.import_module(path.split(":")[0]), path.split(":")[1])
+              for name, path in checks.items()}
+    own = (os.path.join(library, "checks") + os.sep, os.path.join(library, "_sandbox.py"))
+    setprofile, dump, join = _sys.setprofile, json.dump, os.path.join
+
+    def library_calls(fn, args, kwargs):
+        seen = set()
+
+        def profile(frame, event, arg):
+            if event == "call":
+                code = frame.f_code
+                if code.co_filename.startswith(library) and not code.co_filename.startswith(own):
+                    seen.add((code.co_filename, code.co_firstlineno, code.co_name))
+
+        setprofile(profile)
         try:
-            result = fn(*args, **kwargs)
-        except BaseException as exc:
-            entry["raised"] = [type(exc).__name__, str(exc)[:2000]]
-            raise
+            return fn(*args, **kwargs), seen
         finally:
-            entry["after"] = {str(i): encode(a) for i, a in enumerate(args) if _mutable(a)}
-            entry["after"].update({k: encode(a) for k, a in kwargs.items() if _mutable(a)})
-        same = [i for i, a in enumerate(args) if result is a]
-        entry["returned"] = {"arg": same[0]} if same else {"value": encode(result)}
-        entry["grads"] = _gradients(result, args, kwargs)
-        return result
+            setprofile(None)
+            calls_seen.update(seen)
 
-    recorded.__name__ = getattr(fn, "__name__", "your function")
-    recorded.__qualname__ = getattr(fn, "__qualname__", recorded.__name__)
-    module_name, name = check_path.split(":")
-    check = getattr(importlib.import_module(module_name), name)
-    verdict, message = "passed", ""
-    try:
-        buffer = io.StringIO()
-        from contextlib import redirect_stdout
+    calls_seen: set = set()
 
-        with redirect_stdout(buffer):
-            ok = check(recorded)
-        if not ok:
-            verdict, message = "not implemented", buffer.getvalue().strip()[-2000:]
-    except BaseException as exc:  # the kernel's own verdict: only trusted where grade.KERNEL_JUDGED says so
-        verdict, message = "failed", f"{type(exc).__name__}: {exc}"[:4000]
-    with open(out_path, "w", encoding="utf-8") as f:
-        json.dump({"calls": calls, "verdict": verdict, "message": message}, f)
+    def record(index: int, name: str) -> None:
+        fn = namespace.get(name)
+        calls = []
+        calls_seen.clear()
+
+        def recorded(*args, **kwargs):
+            entry = {"inputs": fingerprint(args, kwargs)}
+            before = {key: _digest(a) for key, a in _arguments(args, kwargs) if _data(a)}
+            calls.append(entry)
+            try:
+                if len(calls) <= 2:
+                    result, _ = library_calls(fn, args, kwargs)
+                else:
+                    result = fn(*args, **kwargs)
+            except BaseException as exc:
+                entry["raised"] = [type(exc).__name__, str(exc)[:2000]]
+                raise
+            finally:
+                entry["after"] = {key: _bounded(a) for key, a in _arguments(args, kwargs)
+                                  if isinstance(a, torch.nn.Module)}
+                entry["mutated"] = [key for key, a in _arguments(args, kwargs)
+                                    if key in before and _digest(a) != before[key]]
+            same = [i for i, a in enumerate(args) if result is a]
+            entry["returned"] = {"arg": same[0]} if same else {"value": _bounded(result)}
+            entry["grads"] = _gradients(result, args, kwargs)
+            return result
+
+        recorded.__name__ = getattr(fn, "__name__", name)
+        recorded.__qualname__ = getattr(fn, "__qualname__", recorded.__name__)
+        verdict, message = "passed", ""
+        if fn is None or not callable(fn):
+            verdict, message = "missing", f"`{name}` is not defined as a function in the notebook"
+        else:
+            buffer = io.StringIO()
+            try:
+                with redirect_stdout(buffer):
+                    ok = checks[name](recorded)
+                if not ok:
+                    verdict, message = "not implemented", buffer.getvalue().strip()[-2000:]
+            except BaseException as exc:  # the kernel's own verdict: only trusted where the grader says so
+                verdict, message = "failed", f"{type(exc).__name__}: {exc}"[:4000]
+        library_ran = sorted({f"{os.path.relpath(f, library)}:{line}:{code}" for f, line, code in calls_seen})
+        with open(join(records, f"{index}.json"), "w", encoding="utf-8") as f:
+            dump({"calls": calls, "verdict": verdict, "message": message, "library": library_ran,
+                  "identity": fn is namespace.get(name)}, f)
+
+    return record
+
+
+def _arguments(args: tuple, kwargs: dict):
+    return [(str(i), a) for i, a in enumerate(args)] + list(kwargs.items())
 
 
 # ----------------------------------------------------------------------------- the limited kernel
@@ -244,6 +346,8 @@ def main() -> None:
     if megabytes > 0:
         limit = megabytes * 1024 * 1024
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+    # No single file larger than this: a submission cannot fill the disk with one write.
+    resource.setrlimit(resource.RLIMIT_FSIZE, (FILE_LIMIT, FILE_LIMIT))
     _refuse_network()
     from ipykernel import kernelapp
 

@@ -40,7 +40,7 @@ def nbgrader_notebook(solution_path: Path, points: dict[str, float]):
     """The solution notebook with nbgrader metadata on every cell (``points``: check-cell function -> points)."""
     import nbformat
 
-    from .grade import _CHECK_CALL
+    from .grade.points import CHECK_CALL as _CHECK_CALL
 
     nb = nbformat.read(str(solution_path), as_version=4)
     lesson = solution_path.name[:2]
