@@ -433,3 +433,36 @@ def test_distill_accepts_the_reference_and_a_manual_sgd_step():
                         p -= lr * g
 
     assert check_distill(manual) is True
+
+
+# --- issue 21: mistakes that used to be named wrongly, and more wrong answers ------------------------
+
+def kd_detach_in_place(student_logits, teacher_logits, temperature):
+    teacher_logits.detach_()
+    return F.kl_div(_lp(student_logits, temperature), _p(teacher_logits, temperature),
+                    reduction="batchmean") * temperature**2
+
+
+def dl_detach_in_place(student_logits, teacher_logits, labels, temperature, alpha):
+    return alpha * kd_detach_in_place(student_logits, teacher_logits, temperature) + (1 - alpha) * F.cross_entropy(
+        student_logits, labels)
+
+
+@pytest.mark.parametrize("check,fn", [(check_kd_loss, kd_detach_in_place),
+                                      (check_distillation_loss, dl_detach_in_place)])
+def test_detaching_the_callers_teacher_in_place_is_named(check, fn):
+    assert_hints(check, fn, "kd_detach_in_place")
+
+
+def cb_on_probabilities(logits, labels, cls, candidates):
+    return cb_reference(torch.softmax(logits, dim=1), labels, cls, candidates)
+
+
+def cb_on_log_probabilities(logits, labels, cls, candidates):  # the same argmax as on the logits: right
+    return cb_reference(torch.log_softmax(logits, dim=1), labels, cls, candidates)
+
+
+def test_a_bias_added_to_probabilities_is_named_and_log_probabilities_pass():
+    message = hint_checks.failure_message(check_choose_class_bias, cb_on_probabilities)
+    assert [k for k, text in BIAS_HINTS.items() if text in message] == ["cb_probs"], message
+    assert check_choose_class_bias(cb_on_log_probabilities) is True

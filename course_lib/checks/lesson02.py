@@ -65,6 +65,9 @@ HINTS: dict[str, str] = {
     "kd_teacher_grad": "Detach the teacher (teacher_logits.detach()): its probs are a constant target, and "
                        "without the detach the loss would also train the teacher when its logits come from a "
                        "model with gradients on.",
+    "kd_detach_in_place": "teacher_logits.detach_() (with the underscore) detaches the caller's tensor in place: "
+                          "their teacher stops receiving gradients everywhere else too. Use "
+                          "teacher_logits.detach(), which returns a detached copy and leaves the argument alone.",
     "kd_bad_grad": "The gradient w.r.t. student_logits is wrong: use student_logits only through "
                    "log_softmax(student_logits / temperature), and detach only the teacher.",
     "kd_other": "Expected temperature**2 * mean over the batch of "
@@ -145,6 +148,8 @@ def _match(value: float, variants: Sequence) -> list | None:
 
 def _grads(out: torch.Tensor, student: torch.Tensor, teacher: torch.Tensor) -> tuple:
     """(d out / d student, d out / d teacher), each None when no gradient reaches it."""
+    if not teacher.requires_grad:  # the learner detached the caller's tensor in place (detach_)
+        raise AssertionError(f"after the call, teacher_logits no longer requires grad. {HINTS['kd_detach_in_place']}")
     if not out.requires_grad:
         return None, None
     try:
@@ -371,6 +376,9 @@ BIAS_HINTS: dict[str, str] = {
     "cb_class_only": "That bias maximises the share of class-cls examples right, not the overall accuracy: a huge "
                      "bias makes everything that class. Count correct predictions over all rows.",
     "cb_wrong_column": "Add the bias to column cls, the class you were given, not to a fixed column.",
+    "cb_probs": "Add the bias to the logits, not to the probabilities after a softmax: the candidates are "
+                "logit offsets (the lesson's +3.5 on class 3 is in logit units), and on probabilities in [0, 1] "
+                "a bias of 2 already makes every row that class.",
     "cb_subtract": "Add the bias to the class's logit (shifted[:, cls] += bias), do not subtract it.",
     "cb_other": "For each candidate, add it to column cls of a copy of the logits, count correct argmax "
                 "predictions over all rows, and keep the candidate with the highest count (ties: the smallest).",
@@ -408,6 +416,7 @@ def _bias_variants(logits, labels, cls, candidates) -> dict:
         "cb_largest_tie": ties[-1],
         "cb_class_only": _best_bias(logits[ones], labels[ones], cls, candidates),
         "cb_subtract": _best_bias(logits, labels, cls, candidates, sign=-1.0),
+        "cb_probs": _best_bias(torch.softmax(logits, dim=1), labels, cls, candidates),
         "cb_in_place": candidates[accumulated.index(max(accumulated))],
         **{f"cb_wrong_column_{c}": _best_bias(logits, labels, c, candidates)
            for c in range(logits.shape[1]) if c != cls},
@@ -447,8 +456,9 @@ def check_choose_class_bias(fn: Callable) -> None:
     (different classes, a negative best, the best first, last and tied) with the caller's tensors
     compared before and after.
     """
-    ruled_out: set = set()  # mistakes an earlier case would have caught: never named later
-    for rows, cls, candidates in _BIAS_CASES:
+    ruled_out: set = set()  # mistakes a right answer on some case excludes: never named
+    failures = []  # (message, the mistakes that give the learner's answer on that case)
+    for rows, cls, candidates in _BIAS_CASES:  # every case, always: a mistake is named from all of them
         logits, labels = _bias_rows(rows)
         logits_before, labels_before = logits.clone(), labels.clone()
         expected = _best_bias(logits, labels, cls, candidates)
@@ -467,11 +477,16 @@ def check_choose_class_bias(fn: Callable) -> None:
         if math.isclose(value, expected, abs_tol=1e-9):
             ruled_out |= differ
             continue
-        keys = [k for k, v in variants.items() if k in differ and k not in ruled_out and k != "cb_in_place"
-                and v is not None and math.isclose(value, v, abs_tol=1e-9)]
-        keys = list(dict.fromkeys("cb_wrong_column" if k.startswith("cb_wrong_column") else k for k in keys))
-        hints = " ".join(BIAS_HINTS[k] for k in keys) if keys else BIAS_HINTS["cb_other"]
-        raise AssertionError(f"{what}: got {value:g}, expected {expected:g}. {hints}")
+        failures.append((f"{what}: got {value:g}, expected {expected:g}.",
+                         {k for k, v in variants.items() if k in differ and k != "cb_in_place"
+                          and v is not None and math.isclose(value, v, abs_tol=1e-9)}))
+    if failures:
+        # the mistakes that explain every wrong answer; else those that explain the first one
+        common = set.intersection(*(keys for _, keys in failures)) - ruled_out
+        keys = common or failures[0][1] - ruled_out
+        keys = {"cb_wrong_column" if k.startswith("cb_wrong_column") else k for k in keys}
+        hints = " ".join(text for k, text in BIAS_HINTS.items() if k in keys) or BIAS_HINTS["cb_other"]
+        raise AssertionError(f"{failures[0][0]} {hints}")
 
 
 # ----------------------------------------------------------------------------- training with and without T^2
