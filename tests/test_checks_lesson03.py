@@ -254,3 +254,38 @@ def test_the_spy_on_distillation_loss_is_removed_afterwards(one_thread):
     with pytest.raises(AssertionError):
         check_fitnets(fit_ignores_alpha)
     assert losses.distillation_loss is original and globals()["distillation_loss"] is original
+
+
+# --- issue 21: the layer, the two stages' epochs and the learning rate are the caller's -------------------
+
+def make_fitnets(layer_used=None, swap_epochs=False, hint_epochs_used=None, kd_epochs_used=None, lr_hint=None,
+                 lr_kd=None, batch_size=256):
+    """A fitnets with one argument replaced by a fixed value (or the stages' epochs swapped)."""
+    def fitnets(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
+                kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
+        first, second = (kd_epochs, hint_epochs) if swap_epochs else (hint_epochs, kd_epochs)
+        train.fit(hidden.HintStudent(student, regressor, layer_used or layer), x, teacher_hints, F.mse_loss,
+                  hint_epochs_used or first, batch_size=batch_size, lr=lr_hint or lr, seed=seed, progress=False)
+        train.fit(student, x, (teacher_logits, labels), _kd(temperature, alpha), kd_epochs_used or second,
+                  batch_size=batch_size, lr=lr_kd or lr, seed=seed, progress=False)
+    return fitnets
+
+
+@pytest.mark.parametrize("fn,key", [
+    (make_fitnets(layer_used="block2"), "fit_layer"),
+    (make_fitnets(swap_epochs=True), "fit_epochs_swapped"),
+    (make_fitnets(hint_epochs_used=5), "fit_epochs"),
+    (make_fitnets(kd_epochs_used=20), "fit_epochs"),
+    (make_fitnets(hint_epochs_used=3, kd_epochs_used=30), "fit_epochs"),
+    (make_fitnets(lr_hint=1e-3, lr_kd=1e-3), "fit_lr"),
+    (make_fitnets(lr_kd=1e-3), "fit_lr"),
+    (make_fitnets(lr_hint=1e-3), "fit_lr"),
+    (make_fitnets(lr_hint=1e-2, lr_kd=1e-2), "fit_lr"),
+])
+def test_fitnets_uses_the_layer_epochs_and_lr_it_is_given(fn, key, one_thread):
+    assert_hint(check_fitnets, fn, key)
+
+
+@pytest.mark.parametrize("fn", [make_fitnets(batch_size=32), make_fitnets(batch_size=1000)])
+def test_fitnets_accepts_any_batch_size(fn, one_thread):
+    assert check_fitnets(fn) is True

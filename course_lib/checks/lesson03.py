@@ -73,6 +73,15 @@ HINTS: dict[str, str] = {
                         "or the defaults: the caller chose them on validation data.",
     "fit_alpha_ignored": "With alpha = 0 the student must learn from the labels alone: pass alpha to "
                          "distillation_loss (alpha weights the teacher's term, 1 - alpha the labels').",
+    "fit_layer": "Use the hint layer you were given (HintStudent(student, regressor, layer)), not a fixed "
+                 "\"block2\": the caller chooses which layer the teacher's hints are for, and the regressor is "
+                 "built for that layer's channels.",
+    "fit_epochs_swapped": "The two stages' epochs are swapped: stage 1 (hints) runs for hint_epochs, stage 2 (KD) "
+                          "for kd_epochs.",
+    "fit_epochs": "Run stage 1 for hint_epochs epochs and stage 2 for kd_epochs epochs (the arguments, not fixed "
+                  "numbers or the defaults).",
+    "fit_lr": "Train both stages at the learning rate you were given (lr=lr in each train.fit), not a fixed one "
+              "or train.fit's default.",
     "fit_stage2_labels": "Stage 2 did not follow the teacher: train the whole student with "
                          "distillation_loss(logits, teacher_logits, labels, temperature, alpha), not on the labels "
                          "alone.",
@@ -239,7 +248,8 @@ def check_hint_loss(fn: Callable[..., torch.Tensor]) -> None:
 
 # ----------------------------------------------------------------------------- the FitNets loop
 class _SpyRegressor(nn.Module):
-    """A 1x1-conv regressor that records, at each training call, which parts of the student had changed."""
+    """A 1x1-conv regressor that records, at each training call, which parts of the student had changed, and
+    how far its own weights had moved since the previous call (the first step's size shows the learning rate)."""
 
     def __init__(self, student: nn.Module, cin: int, cout: int, lower: list, upper: list):
         super().__init__()
@@ -248,7 +258,9 @@ class _SpyRegressor(nn.Module):
         self._lower = lower
         self._upper = upper
         self._initial = {name: p.detach().clone() for name, p in student.named_parameters()}
+        self._last = self.conv.weight.detach().clone()
         self.calls = []  # (upper_changed, lower_changed) at each call with gradients on
+        self.steps = []  # the largest change of the regressor's weights since the previous call
 
     def _changed(self, names: list) -> bool:
         params = dict(self._student[0].named_parameters())
@@ -257,7 +269,28 @@ class _SpyRegressor(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             self.calls.append((self._changed(self._upper), self._changed(self._lower)))
+            self.steps.append((self.conv.weight.detach() - self._last).abs().max().item())
+            self._last = self.conv.weight.detach().clone()
         return self.conv(x)
+
+
+class _HeadSpy:
+    """Counts the student's head calls with gradients on, keeping the head's weights at each (stage 2's first
+    step shows its learning rate)."""
+
+    def __init__(self, student: nn.Module, regressor: _SpyRegressor):
+        self.regressor = regressor
+        self.weights = []  # the head's weights at each call with gradients on
+        self.handle = student.head.register_forward_hook(self._hook)
+
+    def _hook(self, module, inputs, output):
+        if torch.is_grad_enabled():
+            self.weights.append(module.weight.detach().clone())
+
+    def first_step(self) -> float | None:
+        """The head's largest change between the first two stage-2 calls (those after the last hint call)."""
+        stage2 = self.weights[len(self.regressor.calls):]
+        return (stage2[1] - stage2[0]).abs().max().item() if len(stage2) > 1 else None
 
 
 def _fitnets_case():
@@ -328,57 +361,98 @@ def _agreement(student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor
             (predictions == labels).float().mean().item())
 
 
-@learner_check("fitnets", solution=_fitnets)
-def check_fitnets(fn: Callable[..., object]) -> None:
-    """Check the two FitNets stages: hints train only the lower student and the regressor, then KD (exercise 3.3).
+def _first_step_lr(step: float | None, lr: float, others: tuple) -> bool:
+    """False when Adam's first step (about lr per weight) matches another learning rate and not ``lr``."""
+    if step is None or step == 0:
+        return True
+    near = lambda value: 0.6 * value <= step <= 1.5 * value  # noqa: E731
+    return near(lr) or not any(near(o) for o in others if not near(lr) and o != lr)
 
-    Calls ``fn(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
-    hint_epochs=..., kd_epochs=..., temperature=3.0, alpha=1.0, lr=..., seed=0)`` on a tiny problem
-    where the teacher disagrees with the labels (alpha = 1: the student should follow the teacher), then
-    again with alpha = 0 (it should follow the labels). Temperature and alpha are not the defaults, and
-    the library's ``distillation_loss`` is watched for the values it receives; a temperature ignored by
-    a loss the learner wrote themselves is not detected.
-    """
-    with seeded(0):  # the same tiny problem every time, without reseeding the learner's global RNG
-        student, x, labels, teacher_logits, teacher_hints = _fitnets_case()
-        names = [n for n, _ in student.named_parameters()]
-        lower = [n for n in names if n.startswith(("block1.", "block2."))]
-        upper = [n for n in names if n not in lower]
-        regressor = _SpyRegressor(student, 3, 5, lower, upper)
-        student_copy = copy.deepcopy(student)
+
+def _fitnets_run(fn: Callable, student: nn.Module, layer: str, x, teacher_hints, teacher_logits, labels, *,
+                 hint_epochs: int, kd_epochs: int, temperature: float, alpha: float, lr: float,
+                 other_lrs: tuple) -> None:
+    """One call of the learner's fitnets with these arguments; fails on what the spies saw."""
+    names = [n for n, _ in student.named_parameters()]
+    lower_blocks = ("block1.",) if layer == "block1" else ("block1.", "block2.")
+    lower = [n for n in names if n.startswith(lower_blocks)]
+    upper = [n for n in names if n not in lower]
+    channels = dict(block1=student.block1[0].out_channels, block2=student.block2[0].out_channels)[layer]
+    with seeded(0):
+        regressor = _SpyRegressor(student, channels, teacher_hints.shape[1], lower, upper)
+    heads = _HeadSpy(student, regressor)
     initial_regressor = copy.deepcopy(regressor.conv.state_dict())
     initial_upper = {n: p.detach().clone() for n, p in student.named_parameters() if n in upper}
-    temperature, alpha = 3.0, 1.0
-    with _spy_on_distillation_loss(fn) as calls:
-        call_learner(fn, student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
-                     hint_epochs=3, kd_epochs=30, temperature=temperature, alpha=alpha, lr=1e-2, seed=0)
+    what = (f"fitnets(layer={layer!r}, hint_epochs={hint_epochs}, kd_epochs={kd_epochs}, "
+            f"temperature={temperature:g}, alpha={alpha:g}, lr={lr:g})")
+    try:
+        with _spy_on_distillation_loss(fn) as calls:
+            call_learner(fn, student, regressor, x, teacher_hints, teacher_logits, labels, layer=layer,
+                         hint_epochs=hint_epochs, kd_epochs=kd_epochs, temperature=temperature, alpha=alpha, lr=lr,
+                         seed=0)
+    except AssertionError as exc:
+        if layer != "block2" and ("size" in str(exc) or "channels" in str(exc) or "shape" in str(exc)):
+            raise AssertionError(f"{what}: {exc} {HINTS['fit_layer']}") from None
+        raise
+    finally:
+        heads.handle.remove()
     if not regressor.calls:
-        _fail("the regressor was never called with gradients on", "fit_no_stage1")
+        _fail(f"{what}: the regressor was never called with gradients on", "fit_no_stage1")
     if regressor.calls[0][0]:
-        _fail("the student's upper layers had already changed when stage 1 began", "fit_order")
+        _fail(f"{what}: the student's upper layers had already changed when stage 1 began", "fit_order")
     if any(upper_changed for upper_changed, _ in regressor.calls):
-        _fail("during stage 1 the student's upper layers (fc, head) changed", "fit_stage1_upper")
+        above = "block2, fc, head" if layer == "block1" else "fc, head"
+        _fail(f"{what}: during stage 1 the student's layers above {layer} ({above}) changed",
+              "fit_layer" if layer != "block2" else "fit_stage1_upper")
     if not regressor.calls[-1][1] and len(regressor.calls) > 1:
-        _fail("after stage 1 the student's lower layers (block1, block2) were unchanged", "fit_lower_frozen")
+        _fail(f"{what}: after stage 1 the student's lower layers were unchanged", "fit_lower_frozen")
     if all(torch.equal(v, regressor.conv.state_dict()[k]) for k, v in initial_regressor.items()):
-        _fail("the regressor's weights are unchanged after stage 1", "fit_regressor_frozen")
+        _fail(f"{what}: the regressor's weights are unchanged after stage 1", "fit_regressor_frozen")
     params = dict(student.named_parameters())
     if all(torch.equal(params[n].detach(), v) for n, v in initial_upper.items()):
-        _fail("the student's upper layers (fc, head) are unchanged after fitnets", "fit_no_stage2")
+        _fail(f"{what}: the student's upper layers (fc, head) are unchanged after fitnets", "fit_no_stage2")
+    hint_steps, kd_steps = len(regressor.calls), len(heads.weights) - len(regressor.calls)
+    if hint_steps * kd_epochs != kd_steps * hint_epochs:  # the same batches per epoch in both stages
+        swapped = hint_steps * hint_epochs == kd_steps * kd_epochs
+        _fail(f"{what}: stage 1 ran {hint_steps} training steps and stage 2 {kd_steps}",
+              "fit_epochs_swapped" if swapped else "fit_epochs")
+    steps = (regressor.steps[1] if len(regressor.steps) > 1 else None, heads.first_step())
+    if not all(_first_step_lr(step, lr, other_lrs) for step in steps):
+        shown = ", ".join("-" if st is None else f"{st:.2g}" for st in steps)
+        _fail(f"{what}: the first Adam steps moved the weights by up to {shown} (stage 1, stage 2), about a "
+              f"learning rate other than {lr:g}", "fit_lr")
     wrong = sorted({c for c in calls if c != (temperature, alpha)})
     if wrong:
         seen = ", ".join(f"temperature={t:g}, alpha={a:g}" for t, a in wrong)
         _fail(f"fitnets was called with temperature={temperature:g}, alpha={alpha:g}, but distillation_loss "
               f"received {seen}", "fit_args_ignored")
+
+
+@learner_check("fitnets", solution=_fitnets)
+def check_fitnets(fn: Callable[..., object]) -> None:
+    """Check the two FitNets stages: hints train only the lower student and the regressor, then KD (exercise 3.3).
+
+    Calls ``fn(student, regressor, x, teacher_hints, teacher_logits, labels, layer=..., hint_epochs=...,
+    kd_epochs=..., temperature=..., alpha=..., lr=..., seed=0)`` twice on a tiny problem where the teacher
+    disagrees with the labels: with ``layer="block2"``, alpha = 1 (the student should follow the teacher),
+    then with ``layer="block1"``, alpha = 0 (it should follow the labels), other epochs and another learning
+    rate. Temperature and alpha are not the defaults, and the library's ``distillation_loss`` is watched for
+    the values it receives (a temperature ignored by a loss the learner wrote themselves is not detected);
+    the number of training steps of each stage is counted, and Adam's first step shows the learning rate.
+    """
+    with seeded(0):  # the same tiny problem every time, without reseeding the learner's global RNG
+        student, x, labels, teacher_logits, teacher_hints = _fitnets_case()
+        student_copy = copy.deepcopy(student)
+        hints_block1 = torch.randn(len(labels), 5, 14, 14, generator=torch.Generator().manual_seed(1))
+    _fitnets_run(fn, student, "block2", x, teacher_hints, teacher_logits, labels, hint_epochs=3, kd_epochs=30,
+                 temperature=3.0, alpha=1.0, lr=1e-2, other_lrs=(1e-3, 2e-2))
     follows_teacher, follows_labels = _agreement(student, x, teacher_logits, labels)
     if follows_teacher <= follows_labels:
         _fail(f"with alpha = 1 the trained student agrees with the labels on {100 * follows_labels:.0f}% of the "
               f"images and with the teacher on {100 * follows_teacher:.0f}%", "fit_stage2_labels")
 
-    with seeded(0):
-        regressor = _SpyRegressor(student_copy, 3, 5, lower, upper)
-    call_learner(fn, student_copy, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
-                 hint_epochs=3, kd_epochs=30, temperature=temperature, alpha=0.0, lr=1e-2, seed=0)
+    _fitnets_run(fn, student_copy, "block1", x, hints_block1, teacher_logits, labels, hint_epochs=4, kd_epochs=25,
+                 temperature=2.0, alpha=0.0, lr=2e-2, other_lrs=(1e-3, 1e-2))
     follows_teacher, follows_labels = _agreement(student_copy, x, teacher_logits, labels)
     if follows_labels <= follows_teacher:
         _fail(f"with alpha = 0 the trained student agrees with the teacher on {100 * follows_teacher:.0f}% of the "
