@@ -2,6 +2,7 @@
 import functools
 import statistics
 import time
+import timeit
 from time import perf_counter
 
 import numpy as np
@@ -15,6 +16,7 @@ from hint_checks import stub
 
 
 assert_hints = functools.partial(hint_checks.assert_hints, HINTS)
+_REAL_TIME = time.time
 
 
 # ---- choosing the temperature on validation ------------------------------------------------------
@@ -110,7 +112,23 @@ def ct_worst(*args):
     return search(*args, pick=lambda acc: min(acc, key=acc.get))
 
 
-@pytest.mark.parametrize("fn", [search, ct_torch])
+def ct_rounded_choice(*args):
+    return search(*args, pick=lambda acc: max(acc, key=lambda t: round(acc[t], 2)))
+
+
+def ct_rounded_accuracies(*args):
+    return search(*args, score=lambda s: round(float(np.mean(s.predict(args[2]) == args[3])), 2))
+
+
+def ct_percent(*args):
+    return search(*args, score=lambda s: round(100 * float(np.mean(s.predict(args[2]) == args[3]))))
+
+
+def ct_sorted_pick(*args):  # right: ties are broken towards the first temperature, as max does
+    return search(*args, pick=lambda acc: sorted(acc.items(), key=lambda kv: -kv[1])[0][0])
+
+
+@pytest.mark.parametrize("fn", [search, ct_torch, ct_sorted_pick])
 def test_choose_temperature_accepts_correct_answers(fn):
     assert check_choose_temperature(fn) is True
 
@@ -121,6 +139,7 @@ def test_choose_temperature_accepts_correct_answers(fn):
     (ct_multiplies, "ct_multiply"), (ct_wrong_axis, "ct_targets_other"), (ct_on_traffic, "ct_not_validation"),
     (ct_trains_on_validation, "ct_texts"), (ct_counts, "ct_accuracy"), (ct_index, "ct_index"),
     (ct_largest_tie, "ct_largest_tie"), (ct_worst, "ct_worst"),
+    (ct_rounded_choice, "ct_rounded"), (ct_rounded_accuracies, "ct_rounded"), (ct_percent, "ct_rounded"),
 ])
 def test_choose_temperature_names_each_mistake(fn, key):
     assert_hints(check_choose_temperature, fn, key)
@@ -209,11 +228,48 @@ def latency_wall_clock(predict_fn, batch, warmup=3, repeats=20):
     return statistics.median(times)
 
 
+def latency_timeit(predict_fn, batch, warmup=3, repeats=20):
+    for _ in range(warmup):
+        predict_fn(batch)
+    return statistics.median(timeit.repeat(lambda: predict_fn(batch), number=1, repeat=repeats))
+
+
+def latency_timer(predict_fn, batch, warmup=3, repeats=20):
+    for _ in range(warmup):
+        predict_fn(batch)
+    return float(np.median(timeit.Timer(lambda: predict_fn(batch)).repeat(repeat=repeats, number=1)))
+
+
+def latency_clock(clock, aggregate=statistics.median):
+    """The right loop on another clock (seconds), or with another aggregate."""
+    def latency(predict_fn, batch, warmup=3, repeats=20):
+        for _ in range(warmup):
+            predict_fn(batch)
+        times = []
+        for _ in range(repeats):
+            start = clock()
+            predict_fn(batch)
+            times.append(clock() - start)
+        return aggregate(times)
+    return latency
+
+
 def test_latency_accepts_correct():
     assert check_median_latency(good_latency) is True
     assert check_median_latency(latency_with_alias) is True
     assert time.perf_counter is perf_counter  # the fake clock is gone afterwards
     assert check_median_latency(stub) is False
+
+
+@pytest.mark.parametrize("fn", [
+    latency_wall_clock, latency_timeit, latency_timer,
+    latency_clock(lambda: time.perf_counter_ns() / 1e9), latency_clock(time.monotonic),
+    latency_clock(time.perf_counter, lambda t: np.float32(np.median(t))),
+    latency_clock(time.perf_counter, lambda t: torch.tensor(t, dtype=torch.float64).quantile(0.5)),
+])
+def test_latency_accepts_every_wall_clock_and_numeric_type(fn):
+    assert check_median_latency(fn) is True
+    assert timeit.default_timer is perf_counter and time.time is _REAL_TIME
 
 
 @pytest.mark.parametrize("fn, words", [
@@ -226,7 +282,12 @@ def test_latency_accepts_correct():
     (latency_default_warmup, "expected 11"),
     (latency_ms, "milliseconds"),
     (latency_per_email, "seconds per email"),
-    (latency_wall_clock, "less than any call took"),
+    (latency_clock(time.process_time), "CPU time"),
+    (latency_clock(time.thread_time), "CPU time"),
+    (latency_clock(time.perf_counter, lambda t: sorted(t)[len(t) // 2]), "two middle times"),
+    (latency_clock(time.perf_counter, statistics.median_high), "two middle times"),
+    (latency_clock(time.perf_counter, statistics.median_low), "two middle times"),
+    (latency_clock(time.perf_counter, lambda t: torch.tensor(t).median().item()), "two middle times"),
 ])
 def test_latency_rejects_mistakes(fn, words):
     with pytest.raises(AssertionError, match=words):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from contextlib import contextmanager
 from typing import Callable
 
 import numpy as np
 
-from ._core import call_learner, learner_check
+from ._clock import FakeClock, FakeModel, fake_time
+from ._core import call_learner, learner_check, name_mistakes
 
 #: One hint per typical mistake; a failing check's message contains the matching one(s).
 HINTS: dict[str, str] = {
@@ -37,6 +37,8 @@ HINTS: dict[str, str] = {
                          "trained on says little about how it routes new ones.",
     "ct_accuracy": "accuracies should hold each student's accuracy on the validation emails, a fraction in [0, 1]: "
                    "np.mean(student.predict(val_texts) == val_labels).",
+    "ct_rounded": "Keep the accuracies exact: rounded ones (here 0.751 and 0.754 both become 0.75) tie, and the "
+                  "choice falls on the wrong temperature. Round only when you print.",
     "ct_index": "Return the temperature itself, not its position in temperatures.",
     "ct_largest_tie": "Several temperatures tie for the best validation accuracy: keep the smallest (the first in "
                       "the order given; update only on a strictly higher accuracy).",
@@ -144,6 +146,8 @@ class _TemperatureCase:
             "ct_largest_tie": [t for t, a in zip(self.temperatures, accuracies) if a == best][-1],
             "ct_worst": self.temperatures[accuracies.index(min(accuracies))],
             "ct_not_validation": self.temperatures[agree.index(max(agree))],
+            "ct_rounded": [max(self.temperatures, key=lambda t: round(self.val_correct[t] / len(self.val_texts), d))
+                           for d in (1, 2)],
         }
 
 
@@ -153,6 +157,8 @@ _TEMPERATURE_CASES = [
     (0, [0.5, 1.0, 2.5, 5.0, 10.0], {0.5: 12, 1.0: 15, 2.5: 18, 5.0: 18, 10.0: 11},
      {0.5: 12, 1.0: 11, 2.5: 9, 5.0: 8, 10.0: 6}, 20),
     (1, [1.5, 3.0, 6.0], {1.5: 9, 3.0: 7, 6.0: 8}, {1.5: 8, 3.0: 7, 6.0: 12}, 10),
+    # 1,000 validation emails: 0.751 and 0.754 are different, though both round to 0.75
+    (2, [1.0, 3.0, 6.0], {1.0: 751, 3.0: 754, 6.0: 700}, {1.0: 5, 3.0: 6, 6.0: 12}, 1000),
 ]
 
 
@@ -208,17 +214,16 @@ def check_choose_temperature(fn: Callable) -> None:
                 not isinstance(_scalar(got[t]), float) or not math.isclose(_scalar(got[t]), a, abs_tol=1e-6)
                 for t, a in expected_acc.items()):
             shown = {k: _scalar(v) for k, v in accuracies.items()}
-            _fail(f"{what}: accuracies {shown}, expected {expected_acc}", "ct_accuracy")
+            rounded = set(got) == set(expected_acc) and any(
+                all(isinstance(_scalar(got[t]), float) and math.isclose(_scalar(got[t]), round(scale * a, d))
+                    for t, a in expected_acc.items()) for d in (0, 1, 2, 3) for scale in (1, 100))
+            _fail(f"{what}: accuracies {shown}, expected {expected_acc}", "ct_rounded" if rounded else "ct_accuracy")
         value = _scalar(best)
         if value is None:
             _fail(f"{what}: best_temperature is {best!r}", "ct_return")
-        variants = case.variants()
-        differ = {k for k, v in variants.items() if not math.isclose(v, expected_best)}
-        if math.isclose(value, expected_best):
-            ruled_out |= differ
-            continue
-        keys = [k for k, v in variants.items() if k in differ - ruled_out and math.isclose(value, v)]
-        _fail(f"{what}: got {value:g}, expected {expected_best:g}", *(keys or ["ct_other"]))
+        keys = name_mistakes(value, expected_best, case.variants(), ruled_out, math.isclose)
+        if keys is not None:
+            _fail(f"{what}: got {value:g}, expected {expected_best:g}", *(keys or ["ct_other"]))
 
 
 def _scalar(x) -> float | None:
@@ -229,55 +234,6 @@ def _scalar(x) -> float | None:
 
 
 # ----------------------------------------------------------------------------- latency
-class _FakeClock:
-    """A perf_counter that advances only when the fake model runs: timings are exact and cost no real time."""
-
-    def __init__(self):
-        self.now = 1000.0
-
-    def perf_counter(self) -> float:
-        return self.now
-
-    def perf_counter_ns(self) -> int:
-        return int(round(self.now * 1e9))
-
-
-class _FakeModel:
-    """A predict function whose calls take the given (fake) seconds, in order."""
-
-    def __init__(self, clock: _FakeClock, durations: list):
-        self.clock, self.durations, self.batches = clock, durations, []
-
-    def __call__(self, batch):
-        i = len(self.batches)
-        self.batches.append(batch)
-        self.clock.now += self.durations[i] if i < len(self.durations) else self.durations[-1]
-        return batch
-
-
-@contextmanager
-def _fake_time(fn: Callable, clock: _FakeClock):
-    """Replace time.perf_counter (and perf_counter_ns, timeit.default_timer, and any alias of them in the
-    learner's module) with the fake clock while the learner's function runs; put them back afterwards."""
-    import timeit
-
-    real = {"perf_counter": time.perf_counter, "perf_counter_ns": time.perf_counter_ns}
-    module = getattr(fn, "__globals__", {})
-    aliases = {k: v for k, v in list(module.items()) if any(v is r for r in real.values())}
-    old_timer = timeit.default_timer
-    time.perf_counter, time.perf_counter_ns = clock.perf_counter, clock.perf_counter_ns
-    timeit.default_timer = clock.perf_counter
-    for k, v in aliases.items():
-        module[k] = clock.perf_counter if v is real["perf_counter"] else clock.perf_counter_ns
-    try:
-        yield
-    finally:
-        time.perf_counter, time.perf_counter_ns = real["perf_counter"], real["perf_counter_ns"]
-        timeit.default_timer = old_timer
-        for k, v in aliases.items():
-            module[k] = v
-
-
 def _median_latency(predict_fn, batch, warmup=3, repeats=20):
     """The course's solution (exercise 4.2)."""
     for _ in range(warmup):
@@ -291,27 +247,51 @@ def _median_latency(predict_fn, batch, warmup=3, repeats=20):
 
 
 # (warmup, repeats, call durations in ms): cold calls first, then timed calls with one hiccup. The median
-# differs from the minimum, the maximum, the mean, the total, and the median with the warm-up calls included.
+# differs from the minimum, the maximum, the mean, the total, either middle element of an even count, and the
+# median with the warm-up calls included; None: the defaults (warmup 3, repeats 20: an even count).
 _LATENCY_CASES = [
     (4, 7, [40.0, 35.0, 30.0, 25.0, 2.0, 7.0, 3.0, 500.0, 4.0, 2.5, 6.0]),
-    (2, 5, [60.0, 45.0, 9.0, 1.5, 300.0, 5.0, 3.5]),
+    (2, 6, [60.0, 45.0, 9.0, 1.5, 300.0, 5.0, 3.5, 2.0]),
+    (None, None, [50.0, 40.0, 30.0] + [100.0 if i == 10 else 1.0 + 0.25 * ((7 * i) % 20) for i in range(20)]),
 ]
+
+#: What a wrong latency is, by the mistake that gives it (exercise 4.2).
+LATENCY_MISTAKES: dict[str, str] = {
+    "min": "the minimum: the fastest call is a lucky one, not the typical one. Return the median "
+           "(statistics.median(times)).",
+    "max": "the maximum: return the median of the timed calls (statistics.median(times)).",
+    "mean": "the mean: one hiccup (a garbage collection, another process) drags it up. Return the median "
+            "(statistics.median(times)).",
+    "total": "the total of the timed calls: return the median per call.",
+    "with_warmup": "the median with the warm-up calls included: time only the `repeats` calls after the warm-up.",
+    "ms": "milliseconds: return seconds.",
+    "per_item": "seconds per email: return seconds per call of predict_fn (one batch).",
+    "middle": "one of the two middle times: with an even number of timed calls the median is the mean of the "
+              "two middle ones. Use statistics.median(times) (not sorted(times)[n // 2], median_low or "
+              "median_high).",
+    "cpu": "CPU time (time.process_time or thread_time): a call that waits (for I/O, a lock, another thread) "
+           "costs wall-clock time the CPU clock does not see. Time with time.perf_counter().",
+}
 
 
 @learner_check("median_latency", solution=_median_latency)
 def check_median_latency(fn: Callable) -> None:
     """Check ``fn(predict_fn, batch, warmup, repeats)``: median seconds per call after warm-up (exercise 4.2).
 
-    The fake model's calls take set times on a fake ``time.perf_counter`` (also ``perf_counter_ns`` and
-    ``timeit.default_timer``), so the answer is exact and the check instant.
+    Three cases (an odd and an even number of timed calls, and the defaults: 20, even). The fake model's
+    calls take set times on a fake clock (every wall clock the exercise allows, ``timeit`` included: see
+    ``checks._clock``), so the answer is exact and the check instant.
     """
     for warmup, repeats, durations_ms in _LATENCY_CASES:
-        clock = _FakeClock()
-        fake = _FakeModel(clock, [d / 1000 for d in durations_ms])
+        clock = FakeClock()
+        fake = FakeModel(clock, [d / 1000 for d in durations_ms])
         batch = ["an email"] * 4
-        with _fake_time(fn, clock):
-            out = call_learner(fn, fake, batch, warmup, repeats)
-        what = f"median_latency with warmup={warmup}, repeats={repeats}"
+        args = () if warmup is None else (warmup, repeats)
+        with fake_time(fn, clock):
+            out = call_learner(fn, fake, batch, *args)
+        what = (f"median_latency with warmup={warmup}, repeats={repeats}" if args else
+                "median_latency with its defaults (warmup=3, repeats=20)")
+        warmup, repeats = (3, 20) if warmup is None else (warmup, repeats)
         value = _scalar(out)
         if value is None:
             raise AssertionError(f"{what}: returned a {type(out).__name__}; return one float (seconds).")
@@ -328,22 +308,20 @@ def check_median_latency(fn: Callable) -> None:
         expected = statistics.median(timed) / 1000
         if math.isclose(value, expected, rel_tol=1e-6):
             continue
-        mistakes = [
-            (min(timed) / 1000, "the minimum: the fastest call is a lucky one, not the typical one. Return the "
-                                "median (statistics.median(times))."),
-            (max(timed) / 1000, "the maximum: return the median of the timed calls (statistics.median(times))."),
-            (statistics.mean(timed) / 1000, "the mean: one hiccup (a garbage collection, another process) "
-                                            "drags it up. Return the median (statistics.median(times))."),
-            (sum(timed) / 1000, "the total of the timed calls: return the median per call."),
-            (statistics.median(durations_ms[:warmup + repeats]) / 1000,
-             "the median with the warm-up calls included: time only the `repeats` calls after the warm-up."),
-            (statistics.median(timed), "milliseconds: return seconds."),
-            (expected / len(batch), "seconds per email: return seconds per call of predict_fn (one batch)."),
-            (sorted(timed)[len(timed) // 2 - 1] / 1000, "the wrong middle element: use statistics.median(times)."),
-        ]
-        for candidate, text in mistakes:
-            if math.isclose(value, candidate, rel_tol=1e-6):
-                raise AssertionError(f"{what}: got {value:.6g} s, expected {expected:.6g} s: you returned {text}")
+        ordered = sorted(timed)
+        candidates = {
+            "min": min(timed) / 1000, "max": max(timed) / 1000, "mean": statistics.mean(timed) / 1000,
+            "total": sum(timed) / 1000, "with_warmup": statistics.median(durations_ms[:warmup + repeats]) / 1000,
+            "ms": statistics.median(timed), "per_item": expected / len(batch),
+            "middle": [ordered[len(timed) // 2] / 1000, ordered[(len(timed) - 1) // 2] / 1000],
+        }
+        if clock.cpu_clock_read:
+            raise AssertionError(f"{what}: got {value:.6g} s, expected {expected:.6g} s: you measured "
+                                 + LATENCY_MISTAKES["cpu"])
+        for key, values in candidates.items():
+            if any(math.isclose(value, v, rel_tol=1e-6) for v in (values if isinstance(values, list) else [values])):
+                raise AssertionError(f"{what}: got {value:.6g} s, expected {expected:.6g} s: you returned "
+                                     + LATENCY_MISTAKES[key])
         if value < min(timed) / 1000 * 0.5:
             raise AssertionError(f"{what}: got {value:.6g} s, less than any call took ({min(timed):g} ms or more): "
                                  "time each call with time.perf_counter(), before and after predict_fn(batch).")
