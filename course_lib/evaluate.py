@@ -415,7 +415,7 @@ def calibration_bins(probs, labels, n_bins: int = 15) -> dict[str, np.ndarray]:
     label_array = _check_labels(labels, len(array), array.shape[1])
     conf = array.max(axis=1)
     right = (array.argmax(axis=1) == label_array).astype(np.float64)
-    edges = np.linspace(0.0, 1.0, n_bins + 1)
+    edges = np.arange(n_bins + 1) / n_bins  # k / n exactly rounded: linspace's 0.7000000000000001 would put 0.7 in bin 6
     which = np.clip(np.searchsorted(edges, conf, side="right") - 1, 0, n_bins - 1)
     counts = np.bincount(which, minlength=n_bins)
     with np.errstate(invalid="ignore", divide="ignore"):
