@@ -4,9 +4,17 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup test lint unit notebooks exercises course course-fast lab ui-test bench clean-outputs
+.PHONY: setup system-packages test lint unit notebooks exercises course course-fast lab ui-test bench clean-outputs
 
-setup: $(VENV)/.installed
+setup: system-packages $(VENV)/.installed
+
+# The grader runs each submission's kernel in bubblewrap (Debian package `bubblewrap`); apt needs root, so sudo
+# when we are not root. On a machine without apt, install it with the system's package manager.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+system-packages:
+	@command -v bwrap >/dev/null || { command -v apt-get >/dev/null && { $(SUDO) apt-get update && \
+	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap; } || \
+	  echo "warning: bubblewrap (bwrap) is not installed and apt-get is not available: the grader needs it"; }
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
@@ -55,7 +63,6 @@ lab: setup
 # Debian's chromium package (installed here when missing; apt needs root, so sudo when we are not root),
 # driven by Playwright from PyPI (pinned in tests/ui/requirements.txt); Playwright's own browser download is not used.
 UI_CHROMIUM ?= /usr/lib/chromium/chromium
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 ui-test: setup $(VENV)/.ui-installed
 	test -x $(UI_CHROMIUM) || { $(SUDO) apt-get update && \
@@ -68,6 +75,7 @@ $(VENV)/.ui-installed: tests/ui/requirements.txt $(VENV)/.installed
 
 bench: setup
 	$(PY) bench/data_pipeline.py
+	$(PY) bench/grade.py --lesson 02 --jobs 2 --count 30
 
 # Strip outputs from every committed notebook (run before committing).
 clean-outputs: setup
