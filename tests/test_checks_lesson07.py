@@ -177,10 +177,38 @@ def gd_one_step_short(model, prompts, num_steps):
     return sequence.greedy_decode(model, prompts, num_steps - 1)
 
 
+def gd_last_token_only(model, prompts, num_steps):
+    tokens = prompts
+    with torch.no_grad():
+        for _ in range(num_steps):
+            tokens = torch.cat([tokens, model(tokens[:, -1:])[:, -1].argmax(-1, keepdim=True)], dim=1)
+    return tokens[:, prompts.shape[1]:]
+
+
+def gd_feeds_back_the_new_token(model, prompts, num_steps):
+    """The whole prompt first, then only the token just chosen (as if the model kept a cache: it does not)."""
+    new, inputs = [], prompts
+    with torch.no_grad():
+        for _ in range(num_steps):
+            token = model(inputs)[:, -1].argmax(-1, keepdim=True)
+            new.append(token)
+            inputs = token
+    return torch.cat(new, dim=1)
+
+
+def gd_as_list(model, prompts, num_steps):
+    return sequence.greedy_decode(model, prompts, num_steps).tolist()
+
+
+def gd_last_step_only(model, prompts, num_steps):
+    return sequence.greedy_decode(model, prompts, num_steps)[:, -1:]
+
+
 @pytest.mark.parametrize("fn,key", [
     (gd_sampling, "gd_sampling"), (gd_seeded_sampling, "gd_sampling"), (gd_with_grad, "gd_grad"),
     (gd_first_position, "gd_position"), (gd_with_prompt, "gd_with_prompt"), (gd_in_place, "gd_in_place"),
-    (gd_one_step_short, "gd_shape"),
+    (gd_one_step_short, "gd_shape"), (gd_last_token_only, "gd_last_token"),
+    (gd_feeds_back_the_new_token, "gd_last_token"), (gd_as_list, "gd_not_tensor"), (gd_last_step_only, "gd_shape"),
 ])
 def test_greedy_decode_mistakes_get_their_hint(fn, key):
     assert_hint(check_greedy_decode, fn, key)

@@ -51,6 +51,9 @@ HINTS: dict[str, str] = {
                    "KD trains on the teacher's single best answer.",
     "gd_position": "Predict from the last position, model(tokens)[:, -1]: the logit at position t scores token t + 1, "
                    "so only the last position looks at the next, still missing, token.",
+    "gd_last_token": "Feed the model the whole sequence so far, model(tokens), not only the last token: the next "
+                     "token depends on the context before it (the chain's earlier steps). Read only the output at "
+                     "the last position, model(tokens)[:, -1].",
     "gd_grad": "Decode under torch.no_grad() (or @torch.no_grad()): the transfer set is data, and graphs through "
                "every step of the teacher only cost memory and time.",
     "gd_in_place": "Do not change the caller's prompts: build the longer rows with torch.cat into a new tensor.",
@@ -206,6 +209,8 @@ def check_greedy_decode(fn: Callable[..., torch.Tensor]) -> None:
             _fail(f"{what}: got {type(out).__name__}", "gd_not_tensor")
         if any(grad for _, grad in model.calls):
             _fail(f"{what}: the model ran with autograd on", "gd_grad")
+        if prompts.shape[1] > 1 and any(inp.shape[1] == 1 for inp, _ in model.calls):
+            _fail(f"{what}: a forward pass was given one token per row", "gd_last_token")
         out = out.detach().cpu()
         if out.shape == (len(prompts), prompts.shape[1] + num_steps) and torch.equal(out[:, :prompts.shape[1]], prompts):
             _fail(f"{what}: got shape {tuple(out.shape)}, the prompt included", "gd_with_prompt")
