@@ -66,16 +66,24 @@ def check_sandbox() -> None:
         raise SandboxUnavailable(f"bwrap cannot create a sandbox here ({done.stderr.strip()[:300]}): " + _FIX)
 
 
+_ETC = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime",
+        "alternatives", "fonts", "ssl", "mime.types")
+
+
 def _read_only_system() -> list[str]:
     """bwrap arguments: the system folders, the interpreter and the installed packages, read-only."""
     args = []
-    for top in ("/usr", "/etc", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
+    for name in _ETC:  # only what the loader, Python and matplotlib read: not the machine's other settings
+        path = Path("/etc") / name
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    for top in ("/usr", "/lib", "/lib64", "/lib32", "/bin", "/sbin"):
         path = Path(top)
         if path.is_symlink():
             args += ["--symlink", os.readlink(path), top]
         elif path.is_dir():
             args += ["--ro-bind", top, top]
-    seen = {"/usr", "/etc"}
+    seen = {"/usr"}
     for folder in (sys.prefix, sys.base_prefix, sys.exec_prefix, Path(sys.executable).resolve().parents[1]):
         real = str(Path(folder).resolve())
         for path in {str(folder), real}:
