@@ -1,16 +1,21 @@
-"""Build ``exercises/`` from ``solutions/``, the single source (introduced in lesson 00).
+"""Build ``exercises/`` and the answer keys from ``solutions/``, the single source (introduced in lesson 00).
 
 In a solution notebook, code between a line ``### BEGIN SOLUTION`` and a line
 ``### END SOLUTION`` is the learner's to write. The exercise notebook gets, at the
 same indentation, ``raise NotImplementedError("Exercise N.k: ...")`` instead, where N
 is the notebook's number and k counts exercises within it. Outputs are stripped.
 
-    python -m course_lib.exercises build   # write exercises/*.ipynb
-    python -m course_lib.exercises check   # exit 1 if exercises/ is stale
+The same blocks are the answer keys: ``course_lib/answers/lessonNN.py`` is generated from the
+solution notebook's exercise cells (their functions, with the imports they use from the
+notebook's earlier cells), read-only, for the checks to import; the checks keep no copy.
+
+    python -m course_lib.exercises build   # write exercises/*.ipynb and course_lib/answers/lessonNN.py
+    python -m course_lib.exercises check   # exit 1 if either is stale
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import re
 import sys
 from pathlib import Path
@@ -76,25 +81,86 @@ def _render(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+# Imports an answer key must not carry: the checks import the answer keys, not the other way round.
+_SKIPPED_MODULES = ("course_lib.checks", "course_lib.config")
+
+
+def _unmarked(source: str) -> str:
+    return "\n".join(line for line in source.splitlines() if line.strip() not in (BEGIN, END))
+
+
+def answer_module(solution_path: Path) -> str:
+    """The text of ``course_lib/answers/lessonNN.py``: the exercise cells' functions and the imports they use.
+
+    From every code cell with a solution block, its imports and function definitions (markers removed,
+    other statements dropped); from the notebook's other code cells, only the imports those functions use.
+    """
+    nb = nbformat.read(str(solution_path), as_version=4)
+    imports, functions = {}, []  # imports: bound name -> import statement
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(_unmarked(cell.source))
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                module = node.module if isinstance(node, ast.ImportFrom) else None
+                if isinstance(node, ast.ImportFrom) and (module or "").startswith(_SKIPPED_MODULES):
+                    continue
+                for alias in node.names:
+                    if module == "course_lib" and alias.name == "checks":
+                        continue
+                    statement = ast.unparse(type(node)(**{**node.__dict__, "names": [alias]}))
+                    imports[alias.asname or alias.name.split(".")[0]] = statement
+            elif isinstance(node, ast.FunctionDef) and BEGIN in cell.source:
+                functions.append(ast.get_source_segment(_unmarked(cell.source), node))
+    if not functions:
+        raise ExerciseFormatError(f"{solution_path.name}: no function in its solution cells")
+    used = {n.id for f in functions for n in ast.walk(ast.parse(f)) if isinstance(n, ast.Name)}
+    header = (f'"""Answer keys of lesson {solution_path.name[:2]}\'s exercises, generated from '
+              f'solutions/{solution_path.name}: do not edit.\n\n'
+              "Regenerate with `python -m course_lib.exercises build`; the checks import these, and "
+              "tests/test_exercises.py fails when this file is stale.\n\"\"\"\n")
+    kept = sorted({statement for name, statement in imports.items() if name in used},
+                  key=lambda st: (not st.startswith("import "), st))
+    body = "\n".join(kept) + "\n\n\n" + "\n\n\n".join(functions) + "\n"
+    return header + "# ruff: noqa\n" + body
+
+
+def _answer_path(root: Path, solution_path: Path) -> Path:
+    return root / "course_lib" / "answers" / f"lesson{solution_path.name[:2]}.py"
+
+
+_ANSWERS_INIT = ('"""Generated answer keys, one module per lesson (``lessonNN``): see ``course_lib.exercises``."""\n')
+
+
 def planned(root: Path = REPO_ROOT) -> dict[Path, str]:
-    """Map each exercise path to the text it should have."""
-    return {root / "exercises" / src.name: _render(exercise_notebook(src))
-            for src in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb"))}
+    """Map each generated path (exercise notebooks, answer-key modules) to the text it should have."""
+    plan = {}
+    for src in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
+        plan[root / "exercises" / src.name] = _render(exercise_notebook(src))
+        plan[_answer_path(root, src)] = answer_module(src)
+    plan[root / "course_lib" / "answers" / "__init__.py"] = _ANSWERS_INIT
+    return plan
+
+
+def _orphans(root: Path, plan: dict) -> set:
+    found = set((root / "exercises").glob("*.ipynb")) | set((root / "course_lib" / "answers").glob("lesson*.py"))
+    return found - set(plan)
 
 
 def build(root: Path = REPO_ROOT) -> list[Path]:
-    """Write every exercise notebook; remove exercise notebooks whose solution is gone."""
+    """Write every exercise notebook and answer key; remove those whose solution is gone."""
     plan = planned(root)
-    (root / "exercises").mkdir(exist_ok=True)
     for path, text in plan.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
-    for orphan in set((root / "exercises").glob("*.ipynb")) - set(plan):
+    for orphan in _orphans(root, plan):
         orphan.unlink()
     return sorted(plan)
 
 
 def stale(root: Path = REPO_ROOT) -> list[str]:
-    """Descriptions of every difference between ``exercises/`` and what ``build`` would write."""
+    """Descriptions of every difference between ``exercises/``, the answer keys and what ``build`` would write."""
     plan = planned(root)
     problems = []
     for path, text in plan.items():
@@ -102,7 +168,7 @@ def stale(root: Path = REPO_ROOT) -> list[str]:
             problems.append(f"missing: {path.relative_to(root)}")
         elif path.read_text(encoding="utf-8") != text:
             problems.append(f"out of date: {path.relative_to(root)}")
-    for orphan in set((root / "exercises").glob("*.ipynb")) - set(plan):
+    for orphan in _orphans(root, plan):
         problems.append(f"no solution for: {orphan.relative_to(root)}")
     return problems
 
@@ -121,10 +187,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if problems:
-        print("exercises/ is stale; run `python -m course_lib.exercises build`:\n  " + "\n  ".join(problems),
-              file=sys.stderr)
+        print("exercises/ or course_lib/answers/ is stale; run `python -m course_lib.exercises build`:\n  "
+              + "\n  ".join(problems), file=sys.stderr)
         return 1
-    print("exercises/ is up to date")
+    print("exercises/ and course_lib/answers/ are up to date")
     return 0
 
 

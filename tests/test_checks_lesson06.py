@@ -15,9 +15,11 @@ from torch.nn.utils import prune
 
 from course_lib import compress, train
 from course_lib.checks import run_check
+from course_lib.answers.lesson06 import fine_tune_pruned as solution_fine_tune_pruned
+from course_lib.answers.lesson06 import median_latency_ms as solution_median_latency_ms
+from course_lib.answers.lesson06 import size_on_disk as solution_size_on_disk
 from course_lib.checks.lesson06 import (LATENCY_HINTS, PRUNE_HINTS, check_fine_tune_pruned, check_median_latency_ms,
-                                        check_size_on_disk, solution_fine_tune_pruned, solution_median_latency_ms,
-                                        solution_size_on_disk)
+                                        check_size_on_disk)
 from course_lib.losses import distillation_loss
 import hint_checks
 from hint_checks import stub

@@ -50,12 +50,33 @@ def test_stale_exercise_is_detected(tmp_path):
     (tmp_path / "exercises").mkdir()
     src = SOLUTIONS[0]
     (tmp_path / "solutions" / src.name).write_text(src.read_text())
-    assert exercises.stale(tmp_path) == [f"missing: exercises/{src.name}"]
+    assert sorted(exercises.stale(tmp_path)) == sorted([
+        f"missing: exercises/{src.name}", "missing: course_lib/answers/lesson00.py",
+        "missing: course_lib/answers/__init__.py"])
     exercises.build(tmp_path)
     assert exercises.stale(tmp_path) == []
     target = tmp_path / "exercises" / src.name
     target.write_text(target.read_text().replace("Exercise", "Exercize"))
     assert exercises.stale(tmp_path) == [f"out of date: exercises/{src.name}"]
+    answers = tmp_path / "course_lib" / "answers" / "lesson00.py"
+    answers.write_text(answers.read_text().replace("!=", "=="))
+    assert exercises.stale(tmp_path)[-1] == "out of date: course_lib/answers/lesson00.py"
+
+
+def test_answer_keys_are_the_solution_blocks_importable_with_the_exercise_names():
+    """Each answer-key module holds exactly the functions written in its lesson's solution blocks, by name."""
+    import importlib
+
+    import nbformat
+    for path in SOLUTIONS:
+        nb = nbformat.read(str(path), as_version=4)
+        names = [line.split("def ", 1)[1].split("(")[0] for cell in nb.cells if cell.cell_type == "code"
+                 and exercises.BEGIN in cell.source for line in cell.source.splitlines()
+                 if line.startswith("def ")]
+        module = importlib.import_module(f"course_lib.answers.lesson{path.name[:2]}")
+        assert [n for n in vars(module) if callable(vars(module)[n]) and getattr(vars(module)[n], "__module__", "")
+                == module.__name__] == names, path.name
+        assert "do not edit" in module.__doc__
 
 
 def test_no_solution_code_leaks_into_exercises():

@@ -5,6 +5,7 @@ from typing import Callable
 
 import torch
 
+from ..answers import lesson00 as answers
 from ._core import assert_close, assert_not_in_place, call_learner, learner_check, name_mistakes
 
 
@@ -12,10 +13,6 @@ def _reference_softmax(logits: torch.Tensor) -> torch.Tensor:
     shifted = logits - logits.max(dim=-1, keepdim=True).values
     e = shifted.exp()
     return e / e.sum(dim=-1, keepdim=True)
-
-
-def _count_errors(logits: torch.Tensor, labels: torch.Tensor) -> int:
-    return int((logits.argmax(dim=1) != labels).sum())
 
 
 @learner_check("stable_softmax", solution=_reference_softmax)
@@ -95,7 +92,7 @@ def _count_variants(logits: torch.Tensor, labels: torch.Tensor) -> dict:
     return variants
 
 
-@learner_check("count_errors", solution=_count_errors)
+@learner_check("count_errors", solution=answers.count_errors)
 def check_count_errors(fn: Callable[[torch.Tensor, torch.Tensor], int]) -> None:
     """Check a function counting wrong argmax predictions (exercise 0.1).
 
@@ -114,7 +111,7 @@ def check_count_errors(fn: Callable[[torch.Tensor, torch.Tensor], int]) -> None:
             values.append(float(out))
         except (TypeError, ValueError):
             raise AssertionError(f"{what}: got {out!r}; return one whole number.") from None
-    expected = [_count_errors(logits, labels) for logits, labels in cases]
+    expected = [answers.count_errors(logits, labels) for logits, labels in cases]
     if len(set(values)) == 1 and values != expected:
         raise AssertionError(f"count_errors returned {values[0]:g} on all {len(cases)} batches, whose answers are "
                              f"{expected}. {HINTS['ce_fixed']}")

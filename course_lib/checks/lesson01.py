@@ -11,6 +11,7 @@ from typing import Callable
 
 import torch
 
+from ..answers import lesson01 as answers
 from ._core import call_learner, learner_check
 
 #: One hint per typical mistake; a failing check's message contains the matching one(s).
@@ -67,12 +68,6 @@ def _scalar(x) -> float | None:
 
 
 # ----------------------------------------------------------------------------- exercise 1.2
-def _first_temperature_above(logits, cls, share, temperatures):
-    """The course's solution (exercise 1.2)."""
-    for temperature in temperatures:
-        if torch.softmax(logits / temperature, dim=-1)[cls] > share:
-            return temperature
-    return None
 
 
 def _probs64(logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -135,7 +130,7 @@ def _same_answer(a, b) -> bool:
     return (a is None and b is None) or (a is not None and b is not None and math.isclose(a, b, rel_tol=1e-5))
 
 
-@learner_check("first_temperature_above", solution=_first_temperature_above)
+@learner_check("first_temperature_above", solution=answers.first_temperature_above)
 def check_first_temperature_above(fn: Callable) -> None:
     """Check ``fn(logits, cls, share, temperatures)``: the first temperature giving class ``cls`` more than
     ``share`` of the probability, or None (exercise 1.2)."""
@@ -167,10 +162,6 @@ def check_first_temperature_above(fn: Callable) -> None:
 
 
 # ----------------------------------------------------------------------------- exercise 1.3
-def _dark_knowledge_matrix(teacher_logits, labels, temperature, num_classes):
-    """The course's solution (exercise 1.3)."""
-    probs = torch.softmax(teacher_logits / temperature, dim=-1)
-    return torch.stack([probs[labels == c].mean(dim=0) for c in range(num_classes)])
 
 
 def _matrix64(logits: torch.Tensor, groups: torch.Tensor, temperature: float, classes: int, dim: int = -1,
@@ -208,7 +199,7 @@ def _dark_cases() -> list:
     return [(logits, labels, 2.5, 4), (logits * 0.5, labels, 1.0, 4), (wide, wide_labels, 2.0, 5)]
 
 
-@learner_check("dark_knowledge_matrix", solution=_dark_knowledge_matrix)
+@learner_check("dark_knowledge_matrix", solution=answers.dark_knowledge_matrix)
 def check_dark_knowledge_matrix(fn: Callable) -> None:
     """Check ``fn(teacher_logits, labels, temperature, num_classes)``: row i is the mean of
     softmax(teacher_logits / temperature) over the examples whose true label is i (exercise 1.3).

@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Sequence
 
 import torch
 
-from ..distill import choose_class_bias
+from ..answers import lesson01, lesson02 as answers
 from ._core import assert_close, assert_not_in_place, call_learner, learner_check
 
 #: One hint per typical mistake; a failing check's message contains exactly the matching one(s).
@@ -194,23 +194,7 @@ def _check_probs(out, logits: torch.Tensor, temperature: float) -> None:
     assert_close(out, expected, what, HINTS["softmax_other"])
 
 
-# The course's solutions: the checks time them once to set the learner's time limits.
-def _softmax_with_temperature(logits, temperature=1.0, dim=-1):
-    return torch.softmax(logits / temperature, dim=dim)
-
-
-def _kd_loss(student_logits, teacher_logits, temperature=1.0):
-    log_s = torch.log_softmax(student_logits / temperature, dim=-1)
-    log_t = torch.log_softmax(teacher_logits.detach() / temperature, dim=-1)
-    return (log_t.exp() * (log_t - log_s)).sum(dim=-1).mean() * temperature**2
-
-
-def _distillation_loss(student_logits, teacher_logits, labels, temperature=1.0, alpha=0.5):
-    hard = torch.nn.functional.cross_entropy(student_logits, labels)
-    return alpha * _kd_loss(student_logits, teacher_logits, temperature) + (1 - alpha) * hard
-
-
-@learner_check("softmax_with_temperature", solution=_softmax_with_temperature)
+@learner_check("softmax_with_temperature", solution=lesson01.softmax_with_temperature)
 def check_softmax_with_temperature(fn: Callable[[torch.Tensor, float], torch.Tensor]) -> None:
     """Check softmax(logits / temperature) over the last dimension (exercise 1.1)."""
     logits = torch.tensor([[1.0, 2.0, 3.0, 4.0], [2.0, 0.0, 0.0, -2.0]])
@@ -264,7 +248,7 @@ def _check_dim(fn: Callable, logits: torch.Tensor, temperature: float, dim: int 
     assert_close(out, expected, what, HINTS["softmax_other"])
 
 
-@learner_check("kd_loss", solution=_kd_loss)
+@learner_check("kd_loss", solution=answers.kd_loss)
 def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]) -> None:
     """Check T^2 * KL(teacher_T || student_T), batchmean, stable, teacher detached, with its gradient (exercise 2.1)."""
     for temperature in (2.0, 1.0):
@@ -310,7 +294,7 @@ def check_kd_loss(fn: Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor
             _fail(f"{what}: the gradient contains nan or inf", ["kd_log_softmax"])
 
 
-@learner_check("distillation_loss", solution=_distillation_loss)
+@learner_check("distillation_loss", solution=answers.distillation_loss)
 def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
     """Check alpha * kd_loss + (1 - alpha) * cross-entropy on the labels (exercise 2.2)."""
     labels = torch.tensor(_LABELS)
@@ -447,7 +431,7 @@ _BIAS_CASES = [
 ]
 
 
-@learner_check("choose_class_bias", solution=choose_class_bias)  # the library's, timed as the reference
+@learner_check("choose_class_bias", solution=answers.choose_class_bias)
 def check_choose_class_bias(fn: Callable) -> None:
     """Check the validation search for the bias of one class (exercise 2.3).
 
@@ -513,14 +497,15 @@ TRAIN_HINTS: dict[str, str] = {
 def _train_reference(state: dict, x, teacher, temperature, epochs, lr, batch_size, scale, zero_grad=True,
                      one_batch=False) -> dict:
     """The student's weights after training, written out: SGD on scale * kd_loss, batches in order."""
-    model = torch.nn.Linear(x.shape[1], teacher.shape[1]).double()
+    with torch.random.fork_rng():  # its default initialisation would draw from the caller's global RNG
+        model = torch.nn.Linear(x.shape[1], teacher.shape[1]).double()
     model.load_state_dict({k: v.double() for k, v in state.items()})
     grads = {k: torch.zeros_like(p) for k, p in model.named_parameters()}
     size = len(x) if one_batch else batch_size
     for _ in range(epochs):
         for start in range(0, len(x), size):
             xb, tb = x[start:start + size].double(), teacher[start:start + size].double()
-            loss = scale * _kd_loss(model(xb), tb, temperature)
+            loss = scale * answers.kd_loss(model(xb), tb, temperature)
             new = torch.autograd.grad(loss, list(model.parameters()))
             with torch.no_grad():
                 for (k, p), g in zip(model.named_parameters(), new):
@@ -529,21 +514,7 @@ def _train_reference(state: dict, x, teacher, temperature, epochs, lr, batch_siz
     return {k: v.detach() for k, v in model.state_dict().items()}
 
 
-def _distill(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
-    """The course's solution (exercise 2.4), on the check's own kd_loss."""
-    optimizer = torch.optim.SGD(student.parameters(), lr=lr)
-    for _ in range(epochs):
-        for start in range(0, len(x), batch_size):
-            xb, tb = x[start:start + batch_size], teacher_logits[start:start + batch_size]
-            loss = _kd_loss(student(xb), tb, temperature)
-            if not t_squared:
-                loss = loss / temperature**2
-            optimizer.zero_grad()
-            loss.backward()
-            optimizer.step()
-
-
-@learner_check("distill", solution=_distill)
+@learner_check("distill", solution=answers.distill)
 def check_distill(fn: Callable) -> None:
     """Check ``fn(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared)`` (exercise 2.4):
     plain SGD on kd_loss over mini-batches in order, the loss divided by T^2 when ``t_squared`` is False.
@@ -561,7 +532,8 @@ def check_distill(fn: Callable) -> None:
     temperature, epochs, lr, batch_size = 4.0, 2, 0.5, 4
     ruled_out: set = set()
     for t_squared in (True, False):
-        student = torch.nn.Linear(4, 3)
+        with torch.random.fork_rng():  # its default initialisation would draw from the caller's global RNG
+            student = torch.nn.Linear(4, 3)
         student.load_state_dict(init)
         teacher_arg = teacher.clone()
         what = f"distill with t_squared={t_squared} (temperature {temperature:g}, {epochs} epochs, lr {lr:g}, " \

@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 from torch import nn
 
+from ..answers import lesson03 as answers
 from ..config import seeded
 from ._core import assert_close, assert_not_in_place, call_learner, learner_check
 
@@ -113,17 +114,7 @@ def _same(out: torch.Tensor, candidate: torch.Tensor) -> bool:
             and torch.allclose(out.detach().to(torch.float64), candidate.to(torch.float64), atol=1e-5, rtol=1e-4))
 
 
-def _attention_map(features, p=2):
-    """The course's solution (exercise 3.1)."""
-    return nn.functional.normalize(features.abs().pow(p).sum(dim=1).flatten(1), p=2, dim=1)
-
-
-def _hint_loss(student_features, teacher_features, regressor):
-    """The course's solution (exercise 3.2)."""
-    return nn.functional.mse_loss(regressor(student_features), teacher_features.detach())
-
-
-@learner_check("attention_map", solution=_attention_map)
+@learner_check("attention_map", solution=answers.attention_map)
 def check_attention_map(fn: Callable[..., torch.Tensor]) -> None:
     """Check sum over channels of |A|^p, flattened to (N, H*W), each row L2-normalised (exercise 3.1)."""
     features = _features(0)  # (N=2, C=3, H=4, W=5): H*W = 20 differs from C = 3
@@ -165,7 +156,8 @@ def check_attention_map(fn: Callable[..., torch.Tensor]) -> None:
 # ----------------------------------------------------------------------------- hint_loss
 def _regressor(cin: int, cout: int, seed: int) -> nn.Conv2d:
     g = torch.Generator().manual_seed(seed)
-    conv = nn.Conv2d(cin, cout, kernel_size=1)
+    with torch.random.fork_rng():  # its default initialisation would draw from the caller's global RNG
+        conv = nn.Conv2d(cin, cout, kernel_size=1)
     with torch.no_grad():
         conv.weight.copy_(torch.randn(conv.weight.shape, generator=g) * 0.8)
         conv.bias.copy_(torch.randn(conv.bias.shape, generator=g) * 0.5)
@@ -189,7 +181,7 @@ def _close(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-4 * abs(b) + 1e-6
 
 
-@learner_check("hint_loss", solution=_hint_loss)
+@learner_check("hint_loss", solution=answers.hint_loss)
 def check_hint_loss(fn: Callable[..., torch.Tensor]) -> None:
     """Check mse(regressor(student_features), teacher_features), with the teacher detached (exercise 3.2)."""
     # Case 1: student and teacher of the same shape, so a regressor on the wrong side runs and gives a
@@ -341,18 +333,6 @@ def _spy_on_distillation_loss(fn: Callable):
             module[k] = original
 
 
-def _fitnets(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
-             kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
-    """The course's solution (exercise 3.3)."""
-    from .. import losses, train
-    from ..hidden import HintStudent
-
-    train.fit(HintStudent(student, regressor, layer), x, teacher_hints, nn.functional.mse_loss, epochs=hint_epochs,
-              lr=lr, seed=seed, progress=False)
-    kd = lambda logits, t, y: losses.distillation_loss(logits, t, y, temperature, alpha)  # noqa: E731
-    train.fit(student, x, (teacher_logits, labels), kd, epochs=kd_epochs, lr=lr, seed=seed, progress=False)
-
-
 def _agreement(student: nn.Module, x: torch.Tensor, teacher_logits: torch.Tensor, labels: torch.Tensor) -> tuple:
     student.eval()
     with torch.no_grad():
@@ -428,7 +408,7 @@ def _fitnets_run(fn: Callable, student: nn.Module, layer: str, x, teacher_hints,
               f"received {seen}", "fit_args_ignored")
 
 
-@learner_check("fitnets", solution=_fitnets)
+@learner_check("fitnets", solution=answers.fitnets)
 def check_fitnets(fn: Callable[..., object]) -> None:
     """Check the two FitNets stages: hints train only the lower student and the regressor, then KD (exercise 3.3).
 

@@ -7,11 +7,11 @@ from __future__ import annotations
 
 import math
 import statistics
-import time
 from typing import Callable
 
 import numpy as np
 
+from ..answers import lesson04 as answers
 from ._clock import FakeClock, FakeModel, fake_time
 from ._core import call_learner, learner_check, name_mistakes
 
@@ -162,17 +162,7 @@ _TEMPERATURE_CASES = [
 ]
 
 
-def _choose_temperature(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
-    """The course's solution (exercise 4.1)."""
-    accuracies = {}
-    for temperature in temperatures:
-        targets = _softmax(np.asarray(teacher_logits, dtype=np.float64) / temperature)
-        student = train_student(traffic_texts, targets)
-        accuracies[temperature] = float(np.mean(student.predict(val_texts) == val_labels))
-    return max(accuracies, key=accuracies.get), accuracies
-
-
-@learner_check("choose_temperature", solution=_choose_temperature)
+@learner_check("choose_temperature", solution=answers.choose_temperature)
 def check_choose_temperature(fn: Callable) -> None:
     """Check the temperature search on validation data (exercise 4.1).
 
@@ -234,16 +224,6 @@ def _scalar(x) -> float | None:
 
 
 # ----------------------------------------------------------------------------- latency
-def _median_latency(predict_fn, batch, warmup=3, repeats=20):
-    """The course's solution (exercise 4.2)."""
-    for _ in range(warmup):
-        predict_fn(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        predict_fn(batch)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 # (warmup, repeats, call durations in ms): cold calls first, then timed calls with one hiccup. The median
@@ -274,7 +254,7 @@ LATENCY_MISTAKES: dict[str, str] = {
 }
 
 
-@learner_check("median_latency", solution=_median_latency)
+@learner_check("median_latency", solution=answers.median_latency)
 def check_median_latency(fn: Callable) -> None:
     """Check ``fn(predict_fn, batch, warmup, repeats)``: median seconds per call after warm-up (exercise 4.2).
 

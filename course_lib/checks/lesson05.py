@@ -10,6 +10,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..answers import lesson05 as answers
 from ._core import call_learner, learner_check, name_mistakes
 
 
@@ -95,7 +96,7 @@ ECE_HINTS: dict[str, str] = {
 }
 
 
-@learner_check("expected_calibration_error")
+@learner_check("expected_calibration_error", solution=answers.expected_calibration_error)
 def check_expected_calibration_error(fn: Callable[..., float]) -> None:
     """Check ``fn(probs, labels, n_bins)``: the bin-size-weighted mean of |accuracy - confidence| (exercise 5.1).
 
@@ -168,7 +169,7 @@ def _agreement_variants(a: np.ndarray, b: np.ndarray) -> dict:
             "skip_first": float(same[1:].mean()), "skip_last": float(same[:-1].mean())}
 
 
-@learner_check("agreement")
+@learner_check("agreement", solution=answers.agreement)
 def check_agreement(fn: Callable[..., float]) -> None:
     """Check ``fn(probs_a, probs_b)``: the share of rows whose argmax classes agree (exercise 5.2).
 
@@ -270,7 +271,7 @@ CASCADE_HINTS: dict[str, str] = {
 _CASCADE_CASES = [(32, 132, 0.8), (32, 132, 0.995)]
 
 
-@learner_check("cascade_on_test")
+@learner_check("cascade_on_test", solution=answers.cascade_on_test)
 def check_cascade_on_test(fn: Callable[..., tuple]) -> None:
     """Check ``fn(validation, test, target_accuracy)``: threshold chosen on validation, reported on test
     (exercise 5.3); 1.01 (all to the teacher) when no threshold reaches the target."""

@@ -12,36 +12,13 @@ from typing import Callable
 import torch
 from torch import nn
 
-from .. import compress, train
+from .. import compress
+from ..answers import lesson06 as answers
 from ..config import seeded
-from ..losses import distillation_loss
 from ..router.timing import one_thread
 from ._clock import FakeClock, FakeModel, fake_time
 from ._core import call_learner, learner_check, name_mistakes
 from .lesson03 import _spy_on_distillation_loss
-
-
-# --- the course's answers (each check times one run of them to scale its time limits) -----------------
-def solution_size_on_disk(model_or_path) -> tuple[int, int]:
-    """Exercise 6.1: ``(bytes, gzip_bytes)`` of a file, or of a model's saved state dict."""
-    if isinstance(model_or_path, nn.Module):
-        return compress.model_size_bytes(model_or_path), compress.model_size_bytes(model_or_path, compressed=True)
-    return compress.file_size_bytes(model_or_path), compress.file_size_bytes(model_or_path, compressed=True)
-
-
-def solution_median_latency_ms(predict_fn: Callable, batches: list, warmup: int = 3) -> float:
-    """Exercise 6.2: median milliseconds per call over ``batches[warmup:]``, the first ``warmup`` calls untimed."""
-    from ..evaluate import time_calls
-
-    return time_calls(predict_fn, batches, warmup).median * 1e3
-
-
-def solution_fine_tune_pruned(student, amount, x, teacher_logits, labels, temperature, alpha, epochs, lr):
-    """Exercise 6.3: magnitude-prune a copy, fine-tune it with the distillation loss (masks in place), fold the masks in."""
-    pruned = compress.prune_magnitude(student, amount, permanent=False)
-    loss = lambda out, t, y: distillation_loss(out, t, y, temperature, alpha)  # noqa: E731
-    train.fit(pruned, x, (teacher_logits, labels), loss, epochs=epochs, lr=lr, progress=False)
-    return compress.make_permanent(pruned)
 
 
 # --- exercise 6.1: size in bytes ------------------------------------------------------------------------
@@ -68,7 +45,7 @@ def _as_pair(out, what: str) -> tuple[int, int]:
     return out[0], out[1]
 
 
-@learner_check("size_on_disk", solution=solution_size_on_disk)
+@learner_check("size_on_disk", solution=answers.size_on_disk)
 def check_size_on_disk(fn: Callable) -> None:
     """Check ``fn(model_or_path) -> (bytes, gzip_bytes)``: bytes of the file, not a count of numbers (exercise 6.1)."""
     with tempfile.TemporaryDirectory() as folder:
@@ -160,7 +137,7 @@ def _number(out) -> float | None:
         return None
 
 
-@learner_check("median_latency_ms", solution=solution_median_latency_ms)
+@learner_check("median_latency_ms", solution=answers.median_latency_ms)
 def check_median_latency_ms(fn: Callable) -> None:
     """Check ``fn(predict_fn, batches, warmup) -> median ms per call``, warm-up calls untimed (exercise 6.2).
 
@@ -282,7 +259,7 @@ def _prune_run(fn: Callable, amount: float, temperature: float, alpha: float, ep
             float((predictions == labels).float().mean()), what)
 
 
-@learner_check("fine_tune_pruned", solution=solution_fine_tune_pruned)
+@learner_check("fine_tune_pruned", solution=answers.fine_tune_pruned)
 def check_fine_tune_pruned(fn: Callable) -> None:
     """Check ``fn(student, amount, x, teacher_logits, labels, temperature, alpha, epochs, lr)`` (exercise 6.3).
 

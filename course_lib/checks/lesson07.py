@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from .. import sequence
+from ..answers import lesson07 as answers
 from ._core import call_learner, learner_check
 
 #: One hint per typical mistake; a failing check's message contains the matching one.
@@ -104,16 +105,7 @@ def _kl_terms(student_logits, teacher_logits, temperature, reverse=False) -> tor
     return (log_p.exp() * (log_p - log_q)).sum(dim=-1)
 
 
-def _token_kd_loss(student, teacher, tokens, target_mask, temperature=1.0):
-    """The course's solution (exercise 7.1)."""
-    from ..losses import kd_loss
-    inputs, mask = tokens[:, :-1], target_mask[:, 1:]
-    with torch.no_grad():
-        teacher_logits = teacher(inputs)
-    return kd_loss(student(inputs)[mask], teacher_logits[mask], temperature)
-
-
-@learner_check("token_kd_loss", solution=_token_kd_loss)
+@learner_check("token_kd_loss", solution=answers.token_kd_loss)
 def check_token_kd_loss(fn: Callable[..., torch.Tensor]) -> None:
     """Check token-level KD over padded rows: aligned positions, padding out, teacher without gradients (exercise 7.1)."""
     chains = sequence.make_chains(6, [1, 2, 4], seed=0, num_symbols=NUM_SYMBOLS)
@@ -173,13 +165,6 @@ def check_token_kd_loss(fn: Callable[..., torch.Tensor]) -> None:
 
 
 # ----------------------------------------------------------------------------- greedy decoding
-def _greedy_decode(model, prompts, num_steps):
-    """The course's solution (exercise 7.2)."""
-    tokens = prompts
-    with torch.no_grad():
-        for _ in range(num_steps):
-            tokens = torch.cat([tokens, model(tokens)[:, -1].argmax(dim=-1, keepdim=True)], dim=1)
-    return tokens[:, prompts.shape[1]:]
 
 
 def _path_logits(model: nn.Module, prompts: torch.Tensor, generated: torch.Tensor) -> torch.Tensor:
@@ -190,13 +175,13 @@ def _path_logits(model: nn.Module, prompts: torch.Tensor, generated: torch.Tenso
     return logits[:, start:start + generated.shape[1]]
 
 
-@learner_check("greedy_decode", solution=_greedy_decode)
+@learner_check("greedy_decode", solution=answers.greedy_decode)
 def check_greedy_decode(fn: Callable[..., torch.Tensor]) -> None:
     """Check greedy decoding: argmax at every step from the last position, new tokens only, no gradients (exercise 7.2)."""
     model_ = _model(2, 16, 30.0)
     prompts = sequence.make_chains(6, 1, seed=1, num_symbols=NUM_SYMBOLS).prompts
     num_steps = 6
-    expected = _greedy_decode(model_, prompts, num_steps)
+    expected = answers.greedy_decode(model_, prompts, num_steps)
     what = f"greedy_decode on {len(prompts)} prompts of {prompts.shape[1]} tokens, num_steps={num_steps}"
     outs = []
     for _ in range(2):

@@ -1,0 +1,1 @@
+"""Generated answer keys, one module per lesson (``lessonNN``): see ``course_lib.exercises``."""
