@@ -466,3 +466,25 @@ def test_a_bias_added_to_probabilities_is_named_and_log_probabilities_pass():
     message = hint_checks.failure_message(check_choose_class_bias, cb_on_probabilities)
     assert [k for k, text in BIAS_HINTS.items() if text in message] == ["cb_probs"], message
     assert check_choose_class_bias(cb_on_log_probabilities) is True
+
+
+@pytest.mark.parametrize("fn,key", [
+    (lambda s, t, y, temperature=1.0, alpha=0.5: 0.5 * kd_loss(s, t, temperature) + 0.5 * F.cross_entropy(s, y),
+     "dl_alpha_fixed"),
+    (lambda s, t, y, temperature=1.0, alpha=0.5: alpha * kd_loss(s, t, temperature)
+     + (1 - alpha) * F.cross_entropy(s, y) * temperature**2, "dl_ce_t_squared"),
+    (lambda s, t, y, temperature=1.0, alpha=0.5: alpha * kd_loss(s, t, temperature)
+     + (1 - alpha) * F.cross_entropy(t, y), "dl_ce_teacher"),
+    (lambda s, t, y, temperature=1.0, alpha=0.5: alpha * kd_loss(s, t, temperature) + (1 - alpha) * F.nll_loss(s, y),
+     "dl_nll_on_logits"),
+    (lambda s, t, y, temperature=1.0, alpha=0.5: (alpha * kd_loss(s, t, temperature)
+                                                  + (1 - alpha) * F.cross_entropy(s, y)) / 2, "dl_other"),
+])
+def test_distillation_loss_names_more_mistakes(fn, key):
+    assert_hints(check_distillation_loss, fn, key)
+
+
+def test_distillation_loss_accepts_nll_on_log_softmax():
+    def nll(s, t, y, temperature=1.0, alpha=0.5):
+        return alpha * kd_loss(s, t, temperature) + (1 - alpha) * F.nll_loss(F.log_softmax(s, dim=-1), y)
+    assert check_distillation_loss(nll) is True

@@ -289,3 +289,26 @@ def test_fitnets_uses_the_layer_epochs_and_lr_it_is_given(fn, key, one_thread):
 @pytest.mark.parametrize("fn", [make_fitnets(batch_size=32), make_fitnets(batch_size=1000)])
 def test_fitnets_accepts_any_batch_size(fn, one_thread):
     assert check_fitnets(fn) is True
+
+
+# --- issue 21: more wrong answers for 3.1 and 3.2 -----------------------------------------------------------------
+@pytest.mark.parametrize("fn,key", [
+    (lambda f, p=2: F.normalize(f.abs().sum(1).pow(p).flatten(1), dim=1), "am_power_after_sum"),
+    (lambda f, p=2: torch.softmax(f.abs().pow(p).sum(1).flatten(1), dim=1), "am_softmax"),
+    (lambda f, p=2: F.normalize(f.abs().pow(p).sum(0).flatten(1), dim=1), "am_batch_axis"),
+    (lambda f, p=2: F.normalize(f.abs().pow(p).sum(1).flatten(1), dim=1).detach().numpy(), "am_not_tensor"),
+    (lambda f, p=2: f.abs().pow(p).sum(1).flatten(1) / f.abs().pow(p).sum(1).flatten(1).amax(1, keepdim=True),
+     "am_other"),
+])
+def test_attention_map_names_more_mistakes(fn, key):
+    assert_hint(check_attention_map, fn, key)
+
+
+@pytest.mark.parametrize("fn,key", [
+    (lambda s, t, r: (r(s) - t.detach()).pow(2).sum(1).mean(), "hint_per_position"),
+    (lambda s, t, r: F.mse_loss(r(s).mean(1), t.detach().mean(1)), "hint_pooled"),
+    (lambda s, t, r: F.smooth_l1_loss(r(s), t.detach()), "hint_other"),
+    (lambda s, t, r: (r(s) - t.detach()).pow(2).mean(dim=(1, 2, 3)), "hint_not_scalar"),
+])
+def test_hint_loss_names_more_mistakes(fn, key):
+    assert_hint(check_hint_loss, fn, key)

@@ -79,6 +79,14 @@ HINTS: dict[str, str] = {
     "dl_ce_temperature": "The cross-entropy on the labels uses the student's ordinary logits (temperature 1), "
                          "not student_logits / temperature.",
     "dl_ce_sum": "Average the cross-entropy over the batch (F.cross_entropy's default reduction=\"mean\").",
+    "dl_alpha_fixed": "Use the alpha you were given, not a fixed 0.5 (the default): the caller chooses the "
+                      "balance between the teacher and the labels.",
+    "dl_ce_t_squared": "Only the KD term carries temperature**2 (kd_loss has it already); the cross-entropy on the "
+                       "labels is not scaled.",
+    "dl_ce_teacher": "The cross-entropy on the labels is the *student's*: F.cross_entropy(student_logits, labels), "
+                     "not the teacher's logits (which get no gradient and train nothing).",
+    "dl_nll_on_logits": "F.nll_loss expects log-probabilities: use F.cross_entropy(student_logits, labels), which "
+                        "applies log_softmax itself (or nll_loss on F.log_softmax(student_logits, dim=-1)).",
     "dl_other": "Expected alpha * kd_loss(student_logits, teacher_logits, temperature) + "
                 "(1 - alpha) * F.cross_entropy(student_logits, labels).",
 }
@@ -311,6 +319,11 @@ def check_distillation_loss(fn: Callable[..., torch.Tensor]) -> None:
             (alpha * kd[0][0] + (1 - alpha) * ce_t, ["dl_ce_temperature"]),
             ((1 - alpha) * kd[0][0] + alpha * ce, ["dl_alpha_swapped"]),
             (alpha * kd[0][0] + ce, ["dl_no_one_minus_alpha"]),
+            (0.5 * kd[0][0] + 0.5 * ce, ["dl_alpha_fixed"]),
+            (alpha * kd[0][0] + (1 - alpha) * ce * temperature**2, ["dl_ce_t_squared"]),
+            (alpha * kd[0][0] + (1 - alpha) * _ce64(teacher, labels), ["dl_ce_teacher"]),
+            (alpha * kd[0][0] - (1 - alpha) * student.detach().double()[torch.arange(len(labels)), labels].mean().item(),
+             ["dl_nll_on_logits"]),
         ] + [(alpha * kd_value + (1 - alpha) * ce, keys) for kd_value, keys in kd[1:]]
         keys = _match(value, variants)
         grad, teacher_grad = _grads(out, student, teacher)

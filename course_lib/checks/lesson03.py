@@ -37,6 +37,12 @@ HINTS: dict[str, str] = {
     "am_p_ignored": "Use the power p you were given: |A|^p, not always |A|^2.",
     "am_not_invariant": "Scaling the features by a positive constant must not change the attention map: normalise "
                         "each row to unit L2 norm after summing |A|^p over channels.",
+    "am_batch_axis": "Sum over the channel axis (dim=1), not over the batch (dim=0): each example keeps its own "
+                     "map, shape (N, H*W).",
+    "am_power_after_sum": "Raise |A| to the power p before summing over the channels, sum_c |A_c|^p, not after "
+                          "((sum_c |A_c|)^p): the power is what makes strong activations count more.",
+    "am_softmax": "Normalise each row to unit L2 norm (F.normalize(..., p=2, dim=1)), not with a softmax: the "
+                  "attention map keeps the ratios between positions.",
     "am_other": "Expected F.normalize(features.abs().pow(p).sum(dim=1).flatten(1), p=2, dim=1).",
     "hint_not_scalar": "Return one number (a 0-dim tensor): the mean squared error over all elements.",
     "hint_wrong_side": "Apply the regressor to the student's features, not the teacher's: "
@@ -47,6 +53,10 @@ HINTS: dict[str, str] = {
     "hint_sum": "Average the squared errors over all elements (F.mse_loss's default reduction='mean'), "
                 "do not sum them: a sum grows with the batch size and the layer's size.",
     "hint_per_example": "Average over all elements (F.mse_loss), not sum per example then average over the batch.",
+    "hint_per_position": "Average over all elements, channels included (F.mse_loss), not sum over the channels "
+                         "and average over the positions: that grows with the teacher's width.",
+    "hint_pooled": "Compare the feature maps element by element: averaging over the channels (or positions) "
+                   "before the squared error throws away what the hint is meant to transfer.",
     "hint_half": "Use the plain mean squared error (F.mse_loss), without the factor 1/2.",
     "hint_l1": "Square the differences (mean squared error), do not take their absolute value.",
     "hint_rmse": "Return the mean squared error itself, without the square root.",
@@ -126,6 +136,8 @@ def check_attention_map(fn: Callable[..., torch.Tensor]) -> None:
             _fail(f"{what}: got {type(out).__name__}", "am_not_tensor")
         expected = _l2_rows(_map64(features, p))
         if out.shape != expected.shape:
+            if tuple(out.shape) in {(c, h * w), (c, h, w)}:
+                _fail(f"{what}: got shape {tuple(out.shape)}, expected {tuple(expected.shape)}", "am_batch_axis")
             if tuple(out.shape) in {(n, c), (c,), (n, c, 1, 1)}:
                 _fail(f"{what}: got shape {tuple(out.shape)}, expected {tuple(expected.shape)}", "am_wrong_axis")
             if tuple(out.shape) in {(n, h, w), (n, 1, h, w)}:
@@ -140,6 +152,8 @@ def check_attention_map(fn: Callable[..., torch.Tensor]) -> None:
             (_map64(features, p) / _map64(features, p).sum(dim=1, keepdim=True), "am_l1"),
             (_l2_rows(_map64(features, p, abs_=False)), "am_no_abs"),
             (_l2_rows(_map64(features, 2)), "am_p_ignored"),
+            (_l2_rows(_map64(features, 1) ** p), "am_power_after_sum"),
+            (torch.softmax(_map64(features, p), dim=1), "am_softmax"),
         ]
         for candidate, key in mistakes:
             if _same(out, candidate) and not _same(expected, candidate):
@@ -204,6 +218,9 @@ def check_hint_loss(fn: Callable[..., torch.Tensor]) -> None:
         (0.5 * per_example, "hint_per_example"),
         (diff.abs().mean().item(), "hint_l1"),
         (ref ** 0.5, "hint_rmse"),
+        (diff.pow(2).sum(1).mean().item(), "hint_per_position"),
+        ((_apply64(regressor, student).mean(1) - teacher.detach().double().mean(1)).pow(2).mean().item(),
+         "hint_pooled"),
     ]
     if not _close(value, ref):
         for candidate, key in mistakes:
