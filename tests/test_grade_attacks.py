@@ -347,3 +347,33 @@ def test_the_feedback_and_gradebook_paths_are_checked_before_grading(solutions, 
     assert _cli(path, "--csv", tmp_path / "folder.csv", "--solutions", solutions) == 2
     assert "is a folder" in capsys.readouterr().err
     assert stat.S_ISDIR((tmp_path / "folder.csv").stat().st_mode)
+
+
+def test_judging_under_jobs_keeps_each_message_and_the_graders_stdout(tmp_path):
+    """redirect_stdout swaps a process-wide stream: judgements in parallel threads must not mix or lose it."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import torch.nn.functional as F
+
+    from course_lib import _sandbox
+    from course_lib.config import REPO_ROOT
+    from course_lib.grade.points import Exercise
+
+    def kd_loss(student_logits, teacher_logits, temperature=1.0):
+        log_q = F.log_softmax(student_logits / temperature, dim=-1)
+        log_p = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
+
+    exercise = Exercise("02", "2.1", "kd_loss", "course_lib.checks.lesson02:check_kd_loss")
+    record = _sandbox.make_recorder({"kd_loss": kd_loss}, {"kd_loss": exercise.check}, str(tmp_path),
+                                    str(REPO_ROOT / "course_lib"))
+    record(0, "kd_loss")
+    import json
+
+    recorded = json.loads((tmp_path / "0.json").read_text())
+    assert recorded["verdict"] == "passed" and recorded["calls"] and recorded["library"] == []
+    stdout = sys.stdout
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(lambda _: grade.judge(exercise, recorded), range(32)))
+    assert sys.stdout is stdout
+    assert all(r.status == "passed" and "kd_loss" in r.message for r in results), [r.message for r in results]

@@ -8,6 +8,7 @@ tensors in place fails, whatever the kernel's check said.
 from __future__ import annotations
 
 import inspect
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional
@@ -25,6 +26,10 @@ class ExerciseResult:
     message: str = ""
     points: float = 0.0
     flags: list[str] = field(default_factory=list)
+
+
+#: Judging swaps sys.stdout (redirect_stdout is process-wide): one judgement at a time under --jobs.
+_JUDGING = threading.Lock()
 
 
 class _Mismatch(BaseException):
@@ -152,7 +157,7 @@ def judge(exercise: Exercise, record: dict) -> ExerciseResult:
         check = getattr(importlib.import_module(module), attr)
         buffer = io.StringIO()
         try:
-            with contextlib.redirect_stdout(buffer):
+            with _JUDGING, contextlib.redirect_stdout(buffer):
                 ok = check(_Replay(record.get("calls", []), exercise.function))
             result.status = "passed" if ok else "not implemented"
             result.message = buffer.getvalue().strip()[-2000:]
