@@ -488,3 +488,27 @@ def test_distillation_loss_accepts_nll_on_log_softmax():
     def nll(s, t, y, temperature=1.0, alpha=0.5):
         return alpha * kd_loss(s, t, temperature) + (1 - alpha) * F.nll_loss(F.log_softmax(s, dim=-1), y)
     assert check_distillation_loss(nll) is True
+
+
+def distill_drops_the_last_batch(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+    full = len(x) - len(x) % batch_size
+    make_distill()(student, x[:full], teacher_logits[:full], temperature, epochs, lr, batch_size, t_squared)
+
+
+def distill_with_adam(student, x, teacher_logits, temperature, epochs, lr, batch_size, t_squared=True):
+    optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+    for _ in range(epochs):
+        for start in range(0, len(x), batch_size):
+            loss = kd_loss(student(x[start:start + batch_size]), teacher_logits[start:start + batch_size], temperature)
+            optimizer.zero_grad()
+            (loss if t_squared else loss / temperature**2).backward()
+            optimizer.step()
+
+
+@pytest.mark.parametrize("fn,key", [
+    (make_distill(scale_false=16.0), "tr_flag_inverted"), (distill_drops_the_last_batch, "tr_drop_last"),
+    (distill_with_adam, "tr_other"),
+])
+def test_distill_names_more_mistakes(fn, key):
+    message = hint_checks.failure_message(check_distill, fn)
+    assert [k for k, text in TRAIN_HINTS.items() if text in message] == [key], message

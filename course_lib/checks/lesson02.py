@@ -499,6 +499,10 @@ TRAIN_HINTS: dict[str, str] = {
     "tr_one_batch": "Go through x in mini-batches of batch_size rows, in order (x[start:start + batch_size]), "
                     "one optimizer step per batch.",
     "tr_epochs": "Make `epochs` passes over the data.",
+    "tr_drop_last": "The last, shorter batch was skipped: range(0, len(x), batch_size) ends with a batch of the "
+                    "rows left over (here 3 of 11); train on it too.",
+    "tr_flag_inverted": "t_squared is the wrong way round: with t_squared=False divide kd_loss by temperature**2 "
+                        "(the objective without T^2), with True use kd_loss as it is.",
     "tr_unchanged": "The student did not change: give its parameters to the optimizer, then call loss.backward() "
                     "and optimizer.step() for each batch.",
     "tr_teacher": "The teacher_logits are targets: the caller's tensor must not change.",
@@ -508,15 +512,16 @@ TRAIN_HINTS: dict[str, str] = {
 
 
 def _train_reference(state: dict, x, teacher, temperature, epochs, lr, batch_size, scale, zero_grad=True,
-                     one_batch=False) -> dict:
+                     one_batch=False, drop_last=False) -> dict:
     """The student's weights after training, written out: SGD on scale * kd_loss, batches in order."""
     with torch.random.fork_rng():  # its default initialisation would draw from the caller's global RNG
         model = torch.nn.Linear(x.shape[1], teacher.shape[1]).double()
     model.load_state_dict({k: v.double() for k, v in state.items()})
     grads = {k: torch.zeros_like(p) for k, p in model.named_parameters()}
     size = len(x) if one_batch else batch_size
+    stop = len(x) - len(x) % size if drop_last else len(x)
     for _ in range(epochs):
-        for start in range(0, len(x), size):
+        for start in range(0, stop, size):
             xb, tb = x[start:start + size].double(), teacher[start:start + size].double()
             loss = scale * answers.kd_loss(model(xb), tb, temperature)
             new = torch.autograd.grad(loss, list(model.parameters()))
@@ -573,6 +578,8 @@ def check_distill(fn: Callable) -> None:
             "tr_temperature_ignored": run(temperature=1.0),
             "tr_one_batch": run(one_batch=True),
             "tr_epochs": run(epochs=1),
+            "tr_drop_last": run(drop_last=True),
+            "tr_flag_inverted": run(scale=temperature**2 if not t_squared else 1.0),
         }
 
         def same(a: dict, b: dict) -> bool:
