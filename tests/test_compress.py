@@ -9,6 +9,7 @@ import torch
 
 from course_lib import compress, models
 from course_lib.router.student import NgramStudent
+from tolerance import FORWARD_PASS, close32
 
 TEXTS = ["my refund has not arrived", "", "parcel lost in delivery, where is it", "card charged twice",
          "x", "please close my account now"] * 3 + [""]
@@ -106,8 +107,9 @@ def test_prune_structured_mlp_keeps_the_kept_units_outputs(mlp, images):
     # which units were kept: the first layer's rows are copies of the original rows
     kept = [int((mlp.layers[0][0].weight == row).all(dim=1).nonzero()) for row in small.layers[0][0].weight]
     assert kept == sorted(kept)
-    assert torch.allclose(small_features["hidden1"], big_features["hidden1"][:, kept], atol=1e-6)
-    # zeroing the removed units in the original gives exactly the small model's logits
+    # a narrower layer: the same sums up to float32 rounding (another width, another kernel)
+    assert torch.allclose(small_features["hidden1"], big_features["hidden1"][:, kept], **close32(FORWARD_PASS))
+    # zeroing the removed units in the original gives the small model's logits (up to float32 rounding)
     zeroed = compress.prune_structured(mlp, 0.0)
     with torch.no_grad():
         removed1 = [i for i in range(48) if i not in kept]
@@ -117,7 +119,7 @@ def test_prune_structured_mlp_keeps_the_kept_units_outputs(mlp, images):
         removed2 = [i for i in range(24) if i not in kept2]
         zeroed.layers[1][0].weight[removed2] = 0
         zeroed.layers[1][0].bias[removed2] = 0
-    assert torch.allclose(zeroed(images), small(images), atol=1e-5)
+    assert torch.allclose(zeroed(images), small(images), **close32(FORWARD_PASS))
     assert mlp.hidden == (48, 24)  # the original is untouched
 
 
@@ -128,7 +130,7 @@ def test_prune_structured_ngram_student_drops_embedding_dimensions(student):
     dims = [int((student.embedding.weight.T == col).all(dim=1).nonzero()) for col in small.embedding.weight.T]
     mean = student.embedding(ids, offsets)[:, dims]
     expected = mean @ student.linear.weight[:, dims].T + student.linear.bias
-    assert torch.allclose(small(ids, offsets), expected, atol=1e-6)
+    assert torch.allclose(small(ids, offsets), expected, **close32(FORWARD_PASS))
 
 
 def test_prune_structured_refuses_masks_and_unknown_models(mlp):
@@ -140,7 +142,8 @@ def test_prune_structured_refuses_masks_and_unknown_models(mlp):
 
 def test_flat_ngram_student_equals_embedding_bag(student):
     ids, offsets = student.featurize(TEXTS)
-    assert torch.allclose(compress.FlatNgramStudent(student)(ids, offsets), student(ids, offsets), atol=1e-6)
+    assert torch.allclose(compress.FlatNgramStudent(student)(ids, offsets), student(ids, offsets),
+                          **close32(FORWARD_PASS))
 
 
 def test_onnx_export_matches_pytorch_and_int8_is_smaller(mlp, images, tmp_path):

@@ -5,6 +5,7 @@ import torch
 
 from course_lib import cache, distill, evaluate, report
 from course_lib.data import MnistSplits
+from tolerance import FORWARD_PASS, close32
 
 
 def _tiny_splits(n=60):
@@ -41,7 +42,8 @@ def test_cached_logits_equal_fresh_logits(tmp_course_dirs):
     first = distill.cached_logits(teacher, splits.x_train, "logits", key)
     again = distill.cached_logits(torch.nn.Identity(), splits.x_train, "logits", key)  # must come from cache
     assert torch.equal(first, again)
-    assert torch.allclose(first, evaluate.predict_logits(teacher, splits.x_train))
+    # a fresh forward pass through another helper: equal up to float32 rounding
+    torch.testing.assert_close(first, evaluate.predict_logits(teacher, splits.x_train), **close32(FORWARD_PASS))
 
 
 def test_train_student_is_reproducible_and_leaves_the_global_rng_alone():
@@ -98,7 +100,8 @@ def test_jittered_views_are_shifted_copies_scored_by_the_teacher(tmp_course_dirs
         assert torch.equal(x_views[30 * view:30 * (view + 1)], expected)
     assert not torch.equal(x_views[:30], x_views[30:60])  # the copies differ
     with torch.no_grad():
-        torch.testing.assert_close(logits, teacher(x_views))
+        # each view scored in its own batch of 30, here all 90 at once: the same up to float32 rounding
+        torch.testing.assert_close(logits, teacher(x_views), **close32(FORWARD_PASS))
     # the second call reads the cache: a different model gives the same logits
     _, again = distill.jittered_views(torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)),
                                       splits.x_train, 3, key, max_shift=2, seed=40)

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from course_lib import sequence as sq
+from tolerance import approx32, close32, kd_magnitude
 
 NUM_SYMBOLS = 6
 
@@ -63,7 +64,8 @@ def test_causal_mask_later_tokens_never_change_earlier_logits():
             changed = tokens.clone()
             changed[:, t:] = torch.randint(NUM_SYMBOLS + 2, changed[:, t:].shape, generator=g)
             after = model(changed)
-            assert torch.allclose(after[:, :t], before[:, :t], atol=1e-6)
+            # equal up to float32 rounding (the rows differ later on); a leak from later tokens is far bigger
+            assert torch.allclose(after[:, :t], before[:, :t], **close32())
         assert not torch.allclose(model(changed)[:, -1], before[:, -1])  # the last position does read its token
 
 
@@ -94,12 +96,14 @@ def test_masked_kd_loss_equals_hand_computation_and_ignores_padding(temperature)
     student, teacher = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g) * 2
     mask = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=torch.bool)
     loss = sq.masked_kd_loss(student, teacher, mask, temperature)
-    assert loss.item() == pytest.approx(_kd_by_hand(student, teacher, mask, temperature), rel=1e-5)
+    expected = _kd_by_hand(student, teacher, mask, temperature)
+    assert loss.item() == approx32(expected, kd_magnitude(student[mask], teacher[mask], temperature=temperature))
     # whatever sits at padded positions changes nothing
     student2, teacher2 = student.clone(), teacher.clone()
     student2[~mask] = 100.0 * torch.randn(int((~mask).sum()), 7, generator=g)
     teacher2[~mask] = -50.0
-    assert sq.masked_kd_loss(student2, teacher2, mask, temperature).item() == pytest.approx(loss.item(), rel=1e-6)
+    # the same masked rows go through the same kd_loss: bit-identical, not merely close
+    assert sq.masked_kd_loss(student2, teacher2, mask, temperature).item() == loss.item()
 
 
 def test_token_kd_loss_aligns_positions_and_keeps_the_teacher_out_of_autograd():
@@ -108,8 +112,10 @@ def test_token_kd_loss_aligns_positions_and_keeps_the_teacher_out_of_autograd():
     loss = sq.token_kd_loss(student, teacher, chains.tokens, chains.target_mask, temperature=2.0)
     x, mask = chains.tokens[:, :-1], chains.target_mask[:, 1:]
     with torch.no_grad():
-        expected = _kd_by_hand(student(x), teacher(x), mask, 2.0)
-    assert loss.item() == pytest.approx(expected, rel=1e-5)
+        student_logits, teacher_logits = student(x), teacher(x)
+    expected = _kd_by_hand(student_logits, teacher_logits, mask, 2.0)
+    # float32 loss against a float64 reference: they agree to float32 rounding, not to 1e-5 (issue 19)
+    assert loss.item() == approx32(expected, kd_magnitude(student_logits[mask], teacher_logits[mask], temperature=2.0))
     loss.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert all(p.grad is not None for p in student.parameters())
@@ -119,9 +125,9 @@ def test_masked_cross_entropy_ignores_padding():
     g = torch.Generator().manual_seed(2)
     logits, targets = torch.randn(2, 4, 5, generator=g), torch.randint(5, (2, 4), generator=g)
     mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
-    by_hand = -sum(torch.log_softmax(logits[b, t], -1)[targets[b, t]].item()
+    by_hand = -sum(torch.log_softmax(logits[b, t].double(), -1)[targets[b, t]].item()
                    for b, t in [(0, 0), (0, 1), (1, 0)]) / 3
-    assert sq.masked_cross_entropy(logits, targets, mask).item() == pytest.approx(by_hand, rel=1e-6)
+    assert sq.masked_cross_entropy(logits, targets, mask).item() == approx32(by_hand, kd_magnitude(logits))
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -136,7 +142,7 @@ def test_greedy_decode_is_deterministic_and_argmax_step_by_step(models_never_mov
         for _ in range(6):
             logits = model(tokens)[:, -1]
             tokens = torch.cat([tokens, logits.argmax(-1, keepdim=True)], dim=1)
-    assert torch.equal(out, tokens[:, prompts.shape[1]:])
+    assert torch.equal(out, tokens[:, prompts.shape[1]:])  # the same forward on the same rows: the same argmax
     assert model.training  # its mode is restored
 
 
