@@ -196,3 +196,180 @@ def cascade_explorer(curve: Sequence[dict], threshold: float, teacher_accuracy: 
     picture = widgets.Image(value=png(), format="png", layout=widgets.Layout(max_width="100%", height="auto"))
     slider.observe(lambda change: setattr(picture, "value", png()), names="value")
     return _ExplorerBox([slider, picture])
+
+
+# --- Lesson 05 and 06 figures, readable at full scale -------------------------------------------------------
+# Every text is at least 8 pt, and every legend sits outside the axes, where it cannot hide a point
+# (tests/test_figures_readable.py draws each with full-mode numbers and checks both).
+
+MIN_FONT = 8
+
+
+def slice_plot(rows: Sequence[dict], title: str, names: tuple[str, str] = ("teacher", "student")) -> Figure:
+    """Per slice: both accuracies with Wilson intervals, and the paired gap with its bootstrap interval (lesson 05).
+
+    ``rows`` are :func:`course_lib.evaluate.slice_metrics`'s dicts. The left panel shows each
+    model's accuracy (unpaired Wilson intervals); the right one the teacher-minus-student gap
+    with its paired-bootstrap interval, which is what says whether a slice's gap is more than
+    noise (both accuracies are measured on the same emails). The legend sits below the axes.
+    """
+    fig = plt.figure(figsize=(11, 0.42 * len(rows) + 2.4), layout="constrained")
+    ax_acc, ax_gap = fig.subplots(1, 2, sharey=True, gridspec_kw={"width_ratios": [1.4, 1]})
+    y = np.arange(len(rows))
+    for offset, who, color in [(-0.17, "teacher", "black"), (0.17, "student", "tab:green")]:
+        acc = np.array([100 * r[f"{who}_accuracy"] for r in rows])
+        ci = np.array([[100 * r[f"{who}_ci"][0], 100 * r[f"{who}_ci"][1]] for r in rows])
+        ax_acc.errorbar(acc, y + offset, xerr=[acc - ci[:, 0], ci[:, 1] - acc], fmt="o", capsize=3, color=color,
+                        label=f"{names[0 if who == 'teacher' else 1]} accuracy (95% Wilson interval)")
+    gap = np.array([100 * r["accuracy_gap"] for r in rows])
+    gap_ci = np.array([[100 * r["gap_ci"][0], 100 * r["gap_ci"][1]] for r in rows])
+    ax_gap.errorbar(gap, y, xerr=[gap - gap_ci[:, 0], gap_ci[:, 1] - gap], fmt="s", capsize=3, color="tab:purple",
+                    label=f"{names[0]} minus {names[1]} (95% paired-bootstrap interval)")
+    ax_gap.axvline(0, color="grey", linewidth=1)
+    ax_acc.set_yticks(y, [f"{r['name']} (n={r['n']:,})" for r in rows])
+    ax_acc.invert_yaxis()
+    ax_acc.set_xlabel("accuracy (%)")
+    ax_gap.set_xlabel(f"gap, {names[0]} minus {names[1]} (points)")
+    ax_acc.set_title("accuracy per slice")
+    ax_gap.set_title("paired gap: right of 0, the teacher is better")
+    fig.suptitle(title)
+    fig.legend(loc="outside lower center", ncol=3, fontsize=MIN_FONT + 1, frameon=False)
+    return fig
+
+
+def disagreement_matrix(matrix: np.ndarray, names: Sequence[str], title: str,
+                        xlabel: str = "student's queue", ylabel: str = "teacher's queue") -> Figure:
+    """Counts of (teacher's class, student's class), coloured by the off-diagonal cells only (lesson 05).
+
+    The diagonal (both agree) holds most of the rows; on a shared colour scale it would wash out the
+    disagreements the figure is for, so it is drawn in grey with its count and kept off the scale.
+    Every cell carries its count, zeros included (written "0", in grey).
+    """
+    from matplotlib.colors import ListedColormap, Normalize
+
+    matrix = np.asarray(matrix)
+    n = matrix.shape[0]
+    diagonal = np.eye(n, dtype=bool)
+    off_max = max(int(matrix[~diagonal].max()) if n > 1 else 0, 1)
+    fig, ax = plt.subplots(figsize=(7.6, 6.4), layout="constrained")
+    im = ax.imshow(np.ma.masked_where(diagonal, matrix), cmap="viridis", norm=Normalize(0, off_max))
+    ax.imshow(np.ma.masked_where(~diagonal, np.ones_like(matrix)), cmap=ListedColormap(["#d9d9d9"]))
+    for i in range(n):
+        for j in range(matrix.shape[1]):
+            value = int(matrix[i, j])
+            if i == j:
+                color = "black"
+            elif value == 0:
+                color = "grey"
+            else:
+                color = "white" if im.norm(value) < 0.5 else "black"
+            ax.text(j, i, f"{value:,}", ha="center", va="center", fontsize=10, color=color)
+    ax.set_xticks(range(matrix.shape[1]), names, rotation=45, ha="right")
+    ax.set_yticks(range(n), names)
+    ax.set_xlabel(xlabel + "\n(grey diagonal: same queue, not on the colour scale; 0: no email)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="emails routed differently (off the diagonal)")
+    return fig
+
+
+def image_gallery(images: Sequence[np.ndarray], titles: Sequence[str], title: str) -> Figure:
+    """Small images side by side, each with a (multi-line) title under one figure title (lesson 05).
+
+    Constrained layout keeps the figure title clear of the panel titles, however many lines they have.
+    """
+    fig = plt.figure(figsize=(max(1.9 * len(images), 6.4), 3.1), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(images)))
+    for ax, image, text in zip(axes, images, titles):
+        ax.imshow(np.asarray(image).squeeze(), cmap="gray")
+        ax.set_title(text, fontsize=MIN_FONT + 1)
+        ax.axis("off")
+    fig.suptitle(title)
+    return fig
+
+
+def cascade_cost(curve: Sequence[dict], threshold: float, teacher_accuracy: float, student_accuracy: float,
+                 student_cpu_s_per_million: float, title: str = "What accuracy costs: the cascade on test") -> Figure:
+    """Cascade accuracy against CPU-seconds per million emails, with the chosen threshold and the student alone (lesson 05).
+
+    ``curve`` is :func:`course_lib.evaluate.cascade_curve`'s rows, computed with costs.
+    """
+    fig, ax = plt.subplots(figsize=(7.2, 4.6), layout="constrained")
+    ax.plot([r["cpu_s_per_million"] for r in curve], [100 * r["accuracy"] for r in curve], marker=".",
+            color="tab:blue", label="cascade, one point per threshold")
+    ax.axhline(100 * teacher_accuracy, color="black", linestyle="--", label="teacher alone")
+    ax.plot(student_cpu_s_per_million, 100 * student_accuracy, "s", color="tab:green", markersize=8,
+            label=f"student alone: {100 * student_accuracy:.1f}% at {student_cpu_s_per_million:,.0f} CPU-s")
+    row = min(curve, key=lambda r: abs(r["threshold"] - threshold))
+    ax.plot(row["cpu_s_per_million"], 100 * row["accuracy"], "o", color="tab:red", markersize=9,
+            label=f"threshold {row['threshold']:.3f} (chosen on validation): {100 * row['accuracy']:.1f}% at "
+                  f"{row['cpu_s_per_million']:,.0f} CPU-s")
+    ax.set_xscale("log")
+    ax.set_xlabel("CPU-seconds per million emails (log scale)")
+    ax.set_ylabel("accuracy on test (%)")
+    ax.set_title(title)
+    fig.legend(loc="outside lower center", ncol=2, fontsize=MIN_FONT + 1, frameon=False)
+    return fig
+
+
+def _place_labels(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], avoid_points) -> None:
+    """Annotate each point, trying a few offsets until its label overlaps no earlier label and no marker."""
+    renderer = ax.figure.canvas.get_renderer()
+    placed = []
+    marker_px = [ax.transData.transform(p) for p in avoid_points]
+    offsets = [(7, 4, "left"), (7, -13, "left"), (-7, 4, "right"), (-7, -13, "right"),
+               (7, 16, "left"), (7, -25, "left"), (-7, 16, "right"), (-7, -25, "right")]
+    for point, label in zip(points, labels):
+        for dx, dy, ha in offsets:
+            text = ax.annotate(label, point, xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=MIN_FONT + 1)
+            box = text.get_window_extent(renderer).expanded(1.05, 1.2)
+            clear = (not any(box.overlaps(other) for other in placed)
+                     and not any(box.contains(x, y) for x, y in marker_px))
+            if clear or (dx, dy, ha) == offsets[-1]:
+                placed.append(box)
+                break
+            text.remove()
+
+
+def pareto_plot(rows: Sequence[dict], costs: Sequence[tuple[str, float, str]], title: str = "") -> Figure:
+    """Test errors (log scale) against each cost, every model a grey point, the Pareto frontier named (lesson 06).
+
+    Args:
+        rows: dicts with ``model``, ``test_errors`` and each cost key.
+        costs: ``(key, divisor, axis label)`` per panel, e.g. ``("bytes", 1e6, "size on disk (MB)")``.
+    Errors on a log axis spread the good models apart (accuracy would crowd them into one band);
+    only the frontier is labelled, and the legend sits below the axes.
+    """
+    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+    from .compress import pareto_front
+
+    fig = plt.figure(figsize=(7.0 * len(costs), 5.6), layout="constrained")
+    axes = np.atleast_1d(fig.subplots(1, len(costs)))
+    errors = np.array([max(int(r["test_errors"]), 1) for r in rows], dtype=float)
+    for ax, (key, divisor, label) in zip(axes, costs):
+        cost = np.array([r[key] / divisor for r in rows], dtype=float)
+        front = pareto_front(cost, -errors)
+        ax.scatter(cost, errors, color="tab:grey", s=30, label="a model (off the frontier: dominated)")
+        ax.plot(cost[front], errors[front], color="tab:green", marker="o", label="Pareto frontier (named)")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):           # plain numbers at 1, 2, 5 x 10^k: no crowded minor labels
+            axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+            axis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+            axis.set_minor_formatter(NullFormatter())
+        ax.set_xlabel(label)
+        ax.set_ylabel("test errors (log scale; lower is better)")
+        ax.set_title(f"errors against {label.split(' (')[0]}")
+        ax.margins(x=0.25, y=0.15)
+    fig.canvas.draw()   # the axes limits are final before the labels are placed
+    for ax, (key, divisor, _) in zip(axes, costs):
+        cost = np.array([r[key] / divisor for r in rows], dtype=float)
+        front = pareto_front(cost, -errors)
+        _place_labels(ax, [(cost[i], errors[i]) for i in front], [rows[i]["model"] for i in front],
+                      list(zip(cost, errors)))
+    if title:
+        fig.suptitle(title)
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside lower center", ncol=2, fontsize=MIN_FONT + 1, frameon=False)
+    return fig
