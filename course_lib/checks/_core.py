@@ -9,6 +9,12 @@ known answers and then either
   top to bottom without crashing);
 * raises ``AssertionError`` saying what was wrong, with a hint for the typical mistake.
 
+A check runs several cases whose answers differ (shapes, arguments, edge values), recomputes what
+each known mistake gives on each and names the one that matches (:func:`name_mistakes`); when none
+does, it says what it gave, what it got and on which input. It calls the learner's function with the
+same inputs every time it runs (generators seeded locally, the caller's global RNGs untouched: a
+grader replays it), and the course's answer is the generated answer key (``course_lib.answers``).
+
 Two ways to run a check, and what each protects against:
 
 **In a notebook** the learner calls ``check_*(fn)`` directly, in the kernel's own process, so
