@@ -4,7 +4,8 @@
 is for, where it came from, what it was trained to keep and what it was allowed to lose, each
 beside the teacher's number. Every number is read from the results (a dict, or the JSON file
 lesson 05 writes); none is typed here, so a re-run can never leave the card out of date, and
-a missing measurement is printed as "not measured" rather than guessed.
+a missing measurement is printed as "not measured" rather than guessed. Shares print as
+percentages, counts with thousands separators, and every row has a label written for its reader.
 
 Results layout (every key optional)::
 
@@ -14,10 +15,12 @@ Results layout (every key optional)::
         "agreement": float, "topk_agreement": {"2": float, ...},
         "ece": {"teacher", "student", "student_scaled"}, "temperature_scaling": float,
         "mcnemar_p": float, "mcnemar": {"student_only_errors", "teacher_only_errors"},
-        "cascade": {"threshold", "share_to_teacher", "accuracy", "teacher_accuracy", "cpu_s_per_million"},
+        "cascade": {"threshold", "share_to_teacher", "accuracy", "teacher_accuracy", "student_accuracy",
+                    "cpu_s_per_million", "edge_share_to_teacher", "needs_person_share_to_teacher"},
         "slices": {name: {"n", "student_accuracy", "student_ci", "teacher_accuracy", "agreement",
                           "accuracy_gap", "gap_ci"}}   # or evaluate.slice_metrics's list of dicts
-        "failures": [{"text", "label", "student", "teacher", "student_confidence"}, ...],
+        "failures": [{"text", "label", "student", "teacher", "student_confidence",
+                      "mixture": {queue: share}}, ...],
         "needs_person": {"emails", "flagged", "teacher_right_queue", "student_right_queue"}},
      "mnist": {any scalars, listed as they are},
      "lineage": {"teacher_encoder", "teacher_sha256", "teacher_recipe", "student_architecture",
@@ -58,15 +61,15 @@ def _get(mapping: Any, *path: str) -> Any:
 
 
 def _fmt(value: Any) -> str:
-    """A measured value as table text: 4 significant digits, whole numbers above 1000, intervals as 'a to b'."""
+    """A measured value as table text: 4 significant digits, thousands separators, intervals as 'a to b'."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return NOT_MEASURED
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, int):
-        return str(value)
+        return f"{value:,}"
     if isinstance(value, float):
-        return f"{value:.0f}" if abs(value) >= 1000 else f"{value:.4g}"
+        return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
     if isinstance(value, (list, tuple)):
         if len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
             return f"{_fmt(value[0])} to {_fmt(value[1])}"
@@ -74,9 +77,40 @@ def _fmt(value: Any) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
+class Pct(float):
+    """A share (0-1) printed as a percentage with two decimals: 0.9545 -> '95.45%'."""
+
+
+class Points(float):
+    """A difference of two shares printed in percentage points: 0.0329 -> '+3.29 points'."""
+
+
+def _pct(value: Any) -> Any:
+    return Pct(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _cell(value: Any) -> str:
+    """Table text for a cell: :class:`Pct` and :class:`Points` (alone or as an interval) read as percentages."""
+    if isinstance(value, Pct) and not math.isnan(value):
+        return f"{100 * value:.2f}%"
+    if isinstance(value, Points) and not math.isnan(value):
+        return f"{100 * value:+.2f} points"
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, Pct) for v in value):
+        return f"{_cell(value[0])} to {_cell(value[1])}"
+    if isinstance(value, tuple) and len(value) == 2 and all(isinstance(v, Points) for v in value):
+        return f"{100 * value[0]:+.2f} to {100 * value[1]:+.2f} points"
+    return _fmt(value)
+
+
+def _interval(value: Any, kind: type) -> Any:
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(isinstance(v, (int, float)) for v in value):
+        return (kind(value[0]), kind(value[1]))
+    return value
+
+
 def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return lines + ["| " + " | ".join(_fmt(cell) for cell in row) + " |"
+    return lines + ["| " + " | ".join(_cell(cell) for cell in row) + " |"
                     for row in rows]
 
 
@@ -87,6 +121,27 @@ def _slices(router: dict) -> list[dict]:
     return [row for row in slices if isinstance(row, dict)] if isinstance(slices, list) else []
 
 
+def _share(value: Any) -> str:
+    return _cell(_pct(value))
+
+
+def _edge_slice(router: dict, tag: str) -> dict:
+    return next((row for row in _slices(router) if row.get("name") in (f"edge: {tag}", tag)), {})
+
+
+def _escalation_sentence(router: dict) -> str:
+    """What happens to emails that need a person, from the measured shares (never a promise)."""
+    person = _get(router, "cascade", "needs_person_share_to_teacher")
+    edge = _get(router, "cascade", "edge_share_to_teacher")
+    if person is None:
+        return ("Neither model can flag an email for a person (neither has such an output); how many of them the "
+                f"cascade sends to the teacher: {NOT_MEASURED}.")
+    return ("Neither model can flag an email for a person (neither has such an output), and the cascade sends "
+            f"{'only ' if person < 0.5 else ''}{_share(person)} of the emails that need one to the teacher "
+            f"({_share(edge)} of all edge cases): "
+            "the student is confident on the rest, and the teacher could not flag them either.")
+
+
 def _intended_use(router: dict, lineage: dict) -> list[str]:
     queues = _get(lineage, "queues") or _get(router, "queues")
     threshold = _get(router, "cascade", "threshold")
@@ -95,13 +150,23 @@ def _intended_use(router: dict, lineage: dict) -> list[str]:
              f"({_fmt(queues) if queues else 'the queues it was trained on'}). "
              "It replaces the teacher on the traffic it is confident about and hands the rest over."]
     if threshold is not None:
-        lines.append(f"Emails whose top student probability is below {_fmt(threshold)} go to the teacher "
-                     f"(share of the measured emails sent there: {_fmt(_get(router, 'cascade', 'share_to_teacher'))}).")
+        lines.append(f"Emails whose top student probability (after temperature scaling) is below {_fmt(threshold)} "
+                     f"go to the teacher: {_share(_get(router, 'cascade', 'share_to_teacher'))} of the test emails.")
+    long_policy = _edge_slice(router, "long_policy")
+    long_line = "- Long policy complaints with the request buried inside"
+    if long_policy:
+        long_line += (f": both models route them poorly (edge-case suite: teacher {_share(long_policy.get('teacher_accuracy'))}, "
+                      f"student {_share(long_policy.get('student_accuracy'))} of {_fmt(long_policy.get('n'))} emails).")
+    else:
+        long_line += f": {NOT_MEASURED}."
     lines += ["", "## Out-of-scope uses", "",
               "- Any label outside its queues, and any decision about a customer (refunds, account closures, "
               "fraud verdicts): it routes, a person or the teacher decides.",
-              "- Long policy complaints and sensitive escalations: the student was never asked to keep the "
-              "teacher's judgement there (see the slices and failures below).",
+              "- Sensitive escalations (legal threats, vulnerable or bereaved customers) that need a person: "
+              f"the student routes {_share(_get(router, 'needs_person', 'student_right_queue'))} of them to the "
+              f"expected queue (the teacher {_share(_get(router, 'needs_person', 'teacher_right_queue'))}), "
+              "but routing is not escalation. " + _escalation_sentence(router),
+              long_line,
               "- Languages, products or email styles absent from its transfer set.",
               "- Use without the cascade: its confident mistakes are listed below.", ""]
     return lines
@@ -119,20 +184,21 @@ def _preserve_and_lose(router: dict) -> list[str]:
     teacher, student = _get(router, "teacher") or {}, _get(router, "student") or {}
     ece = _get(router, "ece") or {}
     rows = [
-        ["accuracy on the test emails (share correct)", teacher.get("accuracy", _get(router, "cascade", "teacher_accuracy")),
-         student.get("accuracy", _get(router, "student_accuracy")), "preserve"],
-        ["accuracy on paraphrased emails", teacher.get("accuracy_paraphrased"), student.get("accuracy_paraphrased"),
-         "preserve"],
-        ["agreement with the teacher (same queue)", "-", _get(router, "agreement"), "preserve"],
+        ["accuracy on the test emails", _pct(teacher.get("accuracy", _get(router, "cascade", "teacher_accuracy"))),
+         _pct(student.get("accuracy", _get(router, "cascade", "student_accuracy"))), "preserve"],
+        ["accuracy on paraphrased emails", _pct(teacher.get("accuracy_paraphrased")),
+         _pct(student.get("accuracy_paraphrased")), "preserve"],
+        ["agreement with the teacher (same queue)", "-", _pct(_get(router, "agreement")), "preserve"],
     ]
     for k, value in sorted((_get(router, "topk_agreement") or {}).items()):
-        rows.append([f"teacher's queue within the student's top {k}", "-", value, "preserve"])
+        rows.append([f"teacher's queue within the student's top {k}", "-", _pct(value), "preserve"])
     rows += [
         ["paired test of errors (McNemar, exact p)", "-", _get(router, "mcnemar_p"),
          "a small p means the error rates differ"],
-        ["calibration error (ECE)", ece.get("teacher"), ece.get("student"), "allowed to lose: repaired afterwards"],
-        ["calibration error after temperature scaling", "-", ece.get("student_scaled"),
-         f"temperature {_fmt(_get(router, 'temperature_scaling'))}"],
+        ["calibration error (ECE, lower is better)", ece.get("teacher"), ece.get("student"),
+         "allowed to lose: repaired afterwards"],
+        ["calibration error after temperature scaling", ece.get("teacher_scaled", "-"), ece.get("student_scaled"),
+         f"student's temperature {_fmt(_get(router, 'temperature_scaling'))}"],
         ["latency (ms per email, one at a time)", teacher.get("ms_per_email_batch1"),
          student.get("ms_per_email_batch1"), "gained"],
         ["cost (CPU-seconds per million emails)", teacher.get("cpu_s_per_million"),
@@ -141,8 +207,8 @@ def _preserve_and_lose(router: dict) -> list[str]:
     ]
     return ["## What the student was trained to preserve, and what it was allowed to lose", "",
             "Trained to preserve: the teacher's queue decision on ordinary traffic, learnt from its soft "
-            "probabilities. Allowed to lose: calibration (repaired by temperature scaling) and judgement "
-            "on rare, long or sensitive emails (sent to the teacher by the cascade). Gained: speed and cost.",
+            "probabilities. Allowed to lose: calibration (repaired by temperature scaling). Gained: speed and cost. "
+            "Never asked of either model: escalation to a person. " + _escalation_sentence(router),
             "", *_table(["measure", "teacher", "student", "what we asked"], rows), ""]
 
 
@@ -151,11 +217,14 @@ def _slice_table(router: dict) -> list[str]:
     lines = ["## Per slice (queue, edge-case tag, length, paraphrase)", ""]
     if not slices:
         return lines + [f"Per-slice results: {NOT_MEASURED}.", ""]
-    rows = [[row.get("name"), row.get("n"), row.get("teacher_accuracy"), row.get("student_accuracy"),
-             row.get("student_ci"), row.get("agreement"), row.get("accuracy_gap"), row.get("gap_ci")]
+    rows = [[str(row.get("name")).replace("edge: ", "edge case: ").replace("_", " "), row.get("n"),
+             _pct(row.get("teacher_accuracy")), _pct(row.get("student_accuracy")),
+             _interval(row.get("student_ci"), Pct), _pct(row.get("agreement")),
+             Points(row["accuracy_gap"]) if isinstance(row.get("accuracy_gap"), (int, float)) else row.get("accuracy_gap"),
+             _interval(row.get("gap_ci"), Points)]
             for row in slices]
     header = ["slice", "emails", "teacher accuracy", "student accuracy", "student interval (Wilson)",
-              "agreement", "gap (teacher - student)", "gap interval (paired bootstrap)"]
+              "agreement", "gap (teacher minus student)", "gap interval (paired bootstrap)"]
     return lines + _table(header, rows) + ["", "A small slice has a wide interval: read the interval, not "
                                            "only the point.", ""]
 
@@ -165,11 +234,18 @@ def _cascade(router: dict) -> list[str]:
     lines = ["## Cascade to the teacher", ""]
     if not isinstance(cascade, dict):
         return lines + [f"Cascade: {NOT_MEASURED}.", ""]
-    rows = [[cascade.get("threshold"), cascade.get("share_to_teacher"), cascade.get("accuracy"),
-             cascade.get("teacher_accuracy"), cascade.get("cpu_s_per_million")]]
-    header = ["threshold (student top probability)", "share sent to the teacher", "cascade accuracy",
-              "teacher alone accuracy", "CPU-seconds per million emails"]
-    return lines + _table(header, rows) + [""]
+    rows = [["threshold (student's top probability, after temperature scaling)", cascade.get("threshold")],
+            ["share of the test emails sent to the teacher", _pct(cascade.get("share_to_teacher"))],
+            ["share of the edge cases sent to the teacher", _pct(cascade.get("edge_share_to_teacher"))],
+            ["share of the emails that need a person sent to the teacher",
+             _pct(cascade.get("needs_person_share_to_teacher"))],
+            ["cascade accuracy on test", _pct(cascade.get("accuracy"))],
+            ["teacher alone, accuracy on test", _pct(cascade.get("teacher_accuracy"))],
+            ["student alone, accuracy on test", _pct(cascade.get("student_accuracy"))],
+            ["cascade cost (CPU-seconds per million emails)", cascade.get("cpu_s_per_million")]]
+    return lines + _table(["measure", "value"], rows) + [
+        "", "The threshold was chosen on validation. The cascade hands over the emails the student is unsure of; "
+        "a sensitive email the student is sure of stays with the student.", ""]
 
 
 def _needs_person(router: dict) -> list[str]:
@@ -178,13 +254,20 @@ def _needs_person(router: dict) -> list[str]:
     if not isinstance(escalations, dict):
         return []
     rows = [["emails that need a person (edge-case suite)", escalations.get("emails")],
-            ["flagged for a person by the student", escalations.get("flagged")],
-            ["routed to the expected queue by the teacher (share)", escalations.get("teacher_right_queue")],
-            ["routed to the expected queue by the student (share)", escalations.get("student_right_queue")]]
+            ["routed to the expected queue by the teacher", _pct(escalations.get("teacher_right_queue"))],
+            ["routed to the expected queue by the student", _pct(escalations.get("student_right_queue"))],
+            ["sent to the teacher by the cascade", _pct(_get(router, "cascade", "needs_person_share_to_teacher"))],
+            ["flagged for a person", "neither model can: it has no such output"]]
     return ["## Escalations", "",
             "Legal threats, vulnerable and bereaved customers need a person whatever the queue. Neither model "
             "was trained to flag them: a queue is all they can give.", "",
             *_table(["measure", "value"], rows), ""]
+
+
+def _mixture_text(mixture: Any) -> str:
+    if not isinstance(mixture, dict) or not mixture:
+        return NOT_MEASURED
+    return ", ".join(f"{name} {_share(weight)}" for name, weight in sorted(mixture.items(), key=lambda kv: -kv[1]))
 
 
 def _failures(router: dict, max_failures: int) -> list[str]:
@@ -192,15 +275,50 @@ def _failures(router: dict, max_failures: int) -> list[str]:
     lines = ["## Known failures", ""]
     if not failures:
         return lines + [f"Failure examples: {NOT_MEASURED}.", ""]
+    shown = [f for f in failures[:max_failures] if isinstance(f, dict)]
     rows = [[textwrap.shorten(str(f.get("text", "")), 160, placeholder=" ..."), f.get("label"), f.get("student"),
-             f.get("student_confidence"), f.get("teacher")] for f in failures[:max_failures] if isinstance(f, dict)]
-    return lines + _table(["email", "true queue", "student", "student confidence", "teacher"], rows) + [""]
+             _pct(f.get("student_confidence")), f.get("teacher")] for f in shown]
+    header = ["email", "true queue", "student", "student confidence", "teacher"]
+    with_mixture = [f for f in shown if isinstance(f.get("mixture"), dict)]
+    if with_mixture:
+        for row, f in zip(rows, shown):
+            row.append(_mixture_text(f.get("mixture")))
+        header.append("the email's intents (its label is the largest)")
+        mixed = sum(len(f["mixture"]) > 1 for f in with_mixture)
+        own = sum(f.get("student") in f["mixture"] for f in with_mixture)
+        lines += [f"The student's most confident mistakes. {mixed} of these {len(with_mixture)} are mixed emails, "
+                  f"and in {own} the student chose one of the email's own intents: a mixed email is labelled by its "
+                  "largest share, so these are partly a labelling-policy question (which intent should win?), "
+                  "not only routing errors.", ""]
+    return lines + _table(header, rows) + [""]
+
+
+MNIST_LABELS = {
+    "teacher_errors": "teacher: test errors",
+    "student_errors": "distilled student: test errors",
+    "baseline_errors": "baseline student (true labels only): test errors",
+    "student_agreement": "distilled student: agreement with the teacher",
+    "student_topk_agreement_2": "distilled student: teacher's digit within its top 2",
+    "baseline_agreement": "baseline: agreement with the teacher",
+    "mcnemar_p": "distilled student vs teacher: McNemar exact p",
+    "ece_teacher": "teacher: calibration error (ECE, lower is better)",
+    "ece_student": "distilled student: ECE as trained",
+    "ece_student_scaled": "distilled student: ECE after temperature scaling",
+    "ece_baseline": "baseline: ECE as trained",
+    "ece_baseline_scaled": "baseline: ECE after temperature scaling",
+    "temperature_student": "distilled student: fitted temperature (above 1: over-confident)",
+    "temperature_baseline": "baseline: fitted temperature",
+    "student_training_temperature": "distilled student: temperature it was trained at",
+    "student_epochs": "students' training epochs (a shorter schedule than lesson 02's)",
+}
+MNIST_SHARES = {"student_agreement", "student_topk_agreement_2", "baseline_agreement"}
 
 
 def _mnist(mnist: Any) -> list[str]:
     if not isinstance(mnist, dict) or not mnist:
         return []
-    rows = [[key.replace("_", " "), value] for key, value in mnist.items()
+    rows = [[MNIST_LABELS.get(key, key.replace("_", " ")), _pct(value) if key in MNIST_SHARES else value]
+            for key, value in mnist.items()
             if value is None or isinstance(value, (int, float, str))
             or (isinstance(value, list) and all(isinstance(v, (int, float)) for v in value))]
     return ["## The same checks on MNIST", "", *_table(["measure", "value"], rows), ""]
