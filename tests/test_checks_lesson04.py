@@ -297,3 +297,14 @@ def test_latency_rejects_mistakes(fn, words):
 def test_a_grader_gets_a_result():
     assert run_check(check_median_latency, latency_min, time_limit_s=30).status == "failed"
     assert run_check(check_choose_temperature, search, time_limit_s=30).passed
+
+
+def test_latency_sees_the_learners_clock_alias_through_a_wrapper():
+    """A grader's recorder may wrap the learner's function (functools.wraps): its `from time import perf_counter`
+    still reads the fake clock."""
+    @functools.wraps(latency_with_alias)
+    def recorder(*args, **kwargs):
+        return latency_with_alias(*args, **kwargs)
+
+    assert check_median_latency(recorder) is True
+    assert perf_counter is time.perf_counter

@@ -337,7 +337,9 @@ def _spy_on_distillation_loss(fn: Callable):
         calls.append((float(bound.arguments["temperature"]), float(bound.arguments["alpha"])))
         return original(*args, **kwargs)
 
-    module = getattr(fn, "__globals__", {})
+    from ._clock import _unwrapped
+
+    module = getattr(_unwrapped(fn)[-1], "__globals__", {})  # the learner's module, under any recorder's wrapper
     names = [k for k, v in list(module.items()) if v is original]
     losses.distillation_loss = spy
     for k in names:
