@@ -117,6 +117,10 @@ def lesson04(r: dict) -> str:
                   + (f", {r['latency_ratio_batch1']:,.0f}x lower latency at batch 1"
                      if "latency_ratio_batch1" in r else "")
                   + f"; teacher parameters / student's: {r['param_ratio']:,.0f}x."]
+    seeds = r.get("soft_vs_hard_over_seeds")
+    if seeds:
+        lines += ["", f"Soft targets against hard pseudo-labels, paired McNemar test on the test emails over seeds "
+                      f"{[row['seed'] for row in seeds['rows']]}: {seeds['verdict']}"]
     cal = r.get("teacher_calibration_validation")
     if cal:
         t = cal["fitted_temperature"]
@@ -249,11 +253,16 @@ def lesson05(r: dict) -> str:
         f"| ECE ({ece['n_bins']} bins), before → after temperature scaling | teacher {ece['teacher']:.4f} → "
         f"{ece['teacher_scaled']:.4f}; soft-target student {ece['student']:.4f} → {ece['student_scaled']:.4f}; "
         f"hard-pseudo-label student {ece['hard_pseudo_labels']:.4f} → {ece['hard_pseudo_labels_scaled']:.4f} |",
-        f"| escalation emails flagged as needing a person | {router['needs_person']['flagged']} of "
-        f"{router['needs_person']['emails']} (neither model was trained to flag them) |",
-        f"| MNIST (lesson 02's setting, {mnist['student_epochs']} epochs): test errors teacher / soft-target / baseline "
-        f"| {mnist['teacher_errors']} / {mnist['student_errors']} / {mnist['baseline_errors']} |",
+        f"| escalation emails ({router['needs_person']['emails']}) flagged as needing a person | none: neither model "
+        "has such an output |",
     ]
+    if "needs_person_share_to_teacher" in cascade:
+        lines.append(f"| sent to the teacher by the cascade | {pct(cascade['needs_person_share_to_teacher'])} of the "
+                     f"emails that need a person, {pct(cascade['edge_share_to_teacher'])} of all edge cases "
+                     f"(ordinary test emails: {pct(cascade['share_to_teacher'])}) |")
+    lines.append(f"| MNIST (a shorter schedule than lesson 02's, {mnist['student_epochs']} epochs on the plain transfer "
+                 f"set): test errors teacher / soft-target / baseline | {mnist['teacher_errors']} / "
+                 f"{mnist['student_errors']} / {mnist['baseline_errors']} |")
     lines += ["", "The model card written from these numbers: [results/model_card_router.md](results/model_card_router.md)."]
     return "\n".join(lines)
 
@@ -275,8 +284,23 @@ def lesson06(r: dict) -> str:
               f"{mnist['size_ratio']:.2f}x smaller, {mnist['accuracy_drop_points']:.2f} points of test accuracy lost. "
               f"Router: the int8 ONNX student gives the fp32 student's answer on {100 * router['int8_argmax_agreement']:.1f}% "
               f"of test emails at {router['throughput_ratio_model_only']:.2f}x PyTorch eager's throughput at batch 256 "
-              f"(model only; {router['throughput_ratio_end_to_end']:.2f}x with featurisation)."]
+              f"(model only; {router['throughput_ratio_end_to_end']:.2f}x with featurisation)"
+              + (_cpu_note(router["cpu"]) if "cpu" in router else "") + "."]
+    if "student_params" in mnist:
+        lines += ["", f"The MNIST student (lesson 02's 800-800 MLP) has {mnist['student_params']:,} parameters, its CNN "
+                      f"teacher {mnist['teacher_params']:,} ({mnist['student_params'] / mnist['teacher_params']:.1f}x)."]
     return "\n".join(lines)
+
+
+def _cpu_note(cpu: dict) -> str:
+    """The CPU flags that decide whether int8 kernels can be fast, as recorded by lesson 06."""
+    flags = cpu.get("flags", {})
+    if not flags:
+        return f", on a CPU whose flags were not readable ({cpu.get('model', 'unknown')})"
+    have = [f for f, present in flags.items() if present]
+    lacks = [f for f, present in flags.items() if not present]
+    return (f", on {cpu.get('model', 'a CPU')} with {', '.join(have) or 'none of them'}"
+            + (f" and without {', '.join(lacks)}" if lacks else ""))
 
 
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,
