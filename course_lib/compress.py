@@ -349,3 +349,25 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
     front = [i for i in range(len(costs))
              if not np.any((costs <= costs[i]) & (scores >= scores[i]) & ((costs < costs[i]) | (scores > scores[i])))]
     return sorted(front, key=lambda i: (costs[i], -scores[i]))
+
+
+#: CPU features that decide whether int8 kernels beat fp32 ones (x86 names as /proc/cpuinfo spells them).
+INT8_CPU_FLAGS = ("avx512_vnni", "avx_vnni", "amx_int8", "avx512bw", "avx2")
+
+
+def cpu_int8_flags(cpuinfo: PathLike = "/proc/cpuinfo") -> dict:
+    """Which of :data:`INT8_CPU_FLAGS` this CPU has, and its model name (introduced in lesson 06).
+
+    Integer matrix kernels pay off with dot-product instructions for 8-bit integers (VNNI in
+    AVX-512 or AVX, AMX); without them, int8 can be slower than fp32. Returns
+    ``{"model": str, "flags": {flag: bool}}``, or ``{"model": "unknown", "flags": {}}`` where
+    ``cpuinfo`` cannot be read (macOS, Windows): unknown, never guessed.
+    """
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return {"model": "unknown", "flags": {}}
+    fields = dict(line.split(":", 1) for line in text.splitlines() if ":" in line)
+    fields = {key.strip(): value.strip() for key, value in fields.items()}
+    flags = set(fields.get("flags", "").split())
+    return {"model": fields.get("model name", "unknown"), "flags": {flag: flag in flags for flag in INT8_CPU_FLAGS}}
