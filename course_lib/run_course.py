@@ -5,12 +5,17 @@
 
 Each notebook runs in a fresh kernel from its own folder; the executed copy goes to
 ``build/<name>.ipynb`` and an HTML page to ``build/<name>.html``. A failing notebook
-is reported and the others still run; the exit code says whether all passed.
+is reported and the others still run; the exit code says whether all passed. The kernel
+talks to the runner over Unix sockets (Jupyter's ``ipc`` transport), not unencrypted TCP.
+Ctrl-C or SIGTERM stops the whole run: the current kernel is shut down, the time table so
+far is printed, and the exit code is 130 (Ctrl-C) or 143 (SIGTERM).
 """
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,6 +25,43 @@ from . import config
 from .config import REPO_ROOT
 
 LESSON_FOLDERS = ("notebooks",)
+
+
+#: Set by a stop signal: ``{"signum": ..., "km": the running kernel's manager}``.
+_RUN: dict = {"signum": None, "km": None}
+
+
+def _stop(signum, frame) -> None:
+    """Ctrl-C or SIGTERM: remember it and end the running kernel, so its notebook returns at once."""
+    _RUN["signum"] = signum
+    process = getattr(getattr(_RUN["km"], "provisioner", None), "process", None)
+    if process is not None and process.poll() is None:
+        process.kill()
+
+
+def _in_thread(work) -> None:
+    """Run ``work()`` in a worker thread and re-raise what it raised.
+
+    nbclient, run on the main thread, replaces SIGINT/SIGTERM handlers with its own, which only shut
+    the current kernel down (and then resets them to the defaults); in a worker thread it leaves them
+    alone, so :func:`_stop` sees the signal and the whole run stops.
+    """
+    import threading
+
+    failure: list[BaseException] = []
+
+    def target() -> None:
+        try:
+            work()
+        except BaseException as exc:  # handed to the main thread
+            failure.append(exc)
+
+    thread = threading.Thread(target=target, name="course-notebook", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)  # short waits: the main thread runs signal handlers between them
+    if failure:
+        raise failure[0]
 
 
 def strip_outputs(path: Path) -> bool:
@@ -42,25 +84,38 @@ def execute(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, str]:
     """Execute one notebook; return (ok, seconds, error message)."""
     from nbclient import NotebookClient
     from nbclient.exceptions import CellExecutionError
-    from nbconvert import HTMLExporter
+
+    from jupyter_client.manager import AsyncKernelManager
 
     nb = nbformat.read(str(path), as_version=4)
-    client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
     error = ""
-    try:
-        client.execute()
-    except CellExecutionError as exc:
-        error = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cell failed"
-    except Exception as exc:  # a dead kernel, a timeout: report and go on with the next notebook
-        error = f"{type(exc).__name__}: {exc}"
+    with tempfile.TemporaryDirectory(prefix="course-kernel-") as sockets:
+        km = AsyncKernelManager(kernel_name="python3", transport="ipc", ip=str(Path(sockets) / "k"))
+        km.connection_file = str(Path(sockets) / "connection.json")
+        _RUN["km"] = km
+        client = NotebookClient(nb, km=km, timeout=timeout, kernel_name="python3",
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            _in_thread(client.execute)
+        except CellExecutionError as exc:
+            error = str(exc).strip().splitlines()[-1] if str(exc).strip() else "cell failed"
+        except Exception as exc:  # a dead kernel, a timeout: report and go on with the next notebook
+            error = f"{type(exc).__name__}: {exc}"
+        finally:
+            _RUN["km"] = None
     seconds = time.perf_counter() - start
+    _write_outputs(nb, path, out_dir)
+    return not error, seconds, error
+
+
+def _write_outputs(nb, path: Path, out_dir: Path) -> None:
+    from nbconvert import HTMLExporter
+
     out_dir.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, str(out_dir / path.name))
     body, _ = HTMLExporter().from_notebook_node(nb)
     (out_dir / path.with_suffix(".html").name).write_text(body, encoding="utf-8")
-    return not error, seconds, error
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,15 +138,30 @@ def main(argv: list[str] | None = None) -> int:
     paths = args.notebooks or sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     mode = "FAST" if config.is_fast() else "full"
     rows = []
-    for path in tqdm(paths, desc=f"lessons ({mode} mode)"):
-        ok, seconds, error = execute(path.resolve(), args.out, args.timeout)
-        rows.append((path.name, ok, seconds, error))
-        tqdm.write(f"{'ok  ' if ok else 'FAIL'} {path.name} {seconds:8.1f} s {error}")
+    _RUN["signum"] = None
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        for path in tqdm(paths, desc=f"lessons ({mode} mode)"):
+            ok, seconds, error = execute(path.resolve(), args.out, args.timeout)
+            if _RUN["signum"] is not None:
+                rows.append((path.name, False, seconds, f"stopped by {signal.Signals(_RUN['signum']).name}"))
+                break
+            rows.append((path.name, ok, seconds, error))
+            tqdm.write(f"{'ok  ' if ok else 'FAIL'} {path.name} {seconds:8.1f} s {error}")
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     print("\n| notebook | mode | result | seconds |\n|---|---|---|---:|")
     for name, ok, seconds, error in rows:
         print(f"| {name} | {mode} | {'ok' if ok else 'FAILED: ' + error} | {seconds:.1f} |")
     print(f"| total | {mode} | {sum(ok for _, ok, _, _ in rows)}/{len(rows)} ok | {sum(r[2] for r in rows):.1f} |")
+    stopped = _RUN["signum"]
+    if stopped is not None:
+        print(f"stopped by {signal.Signals(stopped).name} after {len(rows)} of {len(paths)} notebooks; "
+              "the timings of the finished ones are kept")
     record_timings(rows, mode)
+    if stopped is not None:
+        return 128 + int(stopped)
     return 0 if all(ok for _, ok, _, _ in rows) else 1
 
 

@@ -1,0 +1,51 @@
+"""``python -m course_lib.run_course``: the kernel over Unix sockets, and a stop that stops the whole run (issue 23)."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import nbformat
+import pytest
+
+from course_lib.config import REPO_ROOT
+
+
+def _notebook(path, *sources):
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources]), str(path))
+    return path
+
+
+def _run(tmp_path, *notebooks):
+    env = {**os.environ, "COURSE_FAST": "1", "COURSE_RESULTS_DIR": str(tmp_path / "results")}
+    return subprocess.Popen([sys.executable, "-m", "course_lib.run_course", *map(str, notebooks),
+                             "--out", str(tmp_path / "build")], cwd=REPO_ROOT, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
+
+
+def test_a_lesson_runs_over_ipc_without_the_tcp_warning(tmp_path):
+    quick = _notebook(tmp_path / "quick.ipynb", "print(6 * 7)")
+    process = _run(tmp_path, quick)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, out + err
+    assert "without encryption" not in out + err
+    assert "42" in (tmp_path / "build" / "quick.ipynb").read_text()
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_stops_the_whole_run_with_the_table_so_far(tmp_path, signum):
+    first = _notebook(tmp_path / "a_first.ipynb", "print('first done')")
+    slow = _notebook(tmp_path / "b_slow.ipynb", "import time\nopen('started', 'w').close()\ntime.sleep(300)")
+    never = _notebook(tmp_path / "c_never.ipynb", "open('ran', 'w').close()")
+    process = _run(tmp_path, first, slow, never)
+    deadline = time.monotonic() + 240
+    while not (tmp_path / "started").exists() and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert (tmp_path / "started").exists(), process.communicate()
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    assert process.returncode == 128 + signum, out + err
+    assert "| a_first.ipynb | FAST | ok |" in out
+    assert f"| b_slow.ipynb | FAST | FAILED: stopped by {signal.Signals(signum).name} |" in out
+    assert "c_never.ipynb" not in out and not (tmp_path / "ran").exists()
+    assert "stopped by" in out
