@@ -152,6 +152,11 @@ def _digest(value) -> str:
     return hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
 
 
+def _state(value) -> tuple:
+    """What "changed in place" compares: the values, and whether a tensor still requires grad (``detach_()``)."""
+    return _digest(value), bool(getattr(value, "requires_grad", False))
+
+
 def _nbytes(value, depth: int = 0) -> int:
     import torch
 
@@ -254,7 +259,7 @@ def make_recorder(namespace: dict, checks: dict, records: str, library: str):
 
         def recorded(*args, **kwargs):
             entry = {"inputs": fingerprint(args, kwargs)}
-            before = {key: _digest(a) for key, a in _arguments(args, kwargs) if _data(a)}
+            before = {key: _state(a) for key, a in _arguments(args, kwargs) if _data(a)}
             calls.append(entry)
             try:
                 if len(calls) <= 2:
@@ -268,7 +273,7 @@ def make_recorder(namespace: dict, checks: dict, records: str, library: str):
                 entry["after"] = {key: _bounded(a) for key, a in _arguments(args, kwargs)
                                   if isinstance(a, torch.nn.Module)}
                 entry["mutated"] = [key for key, a in _arguments(args, kwargs)
-                                    if key in before and _digest(a) != before[key]]
+                                    if key in before and _state(a) != before[key]]
             same = [i for i, a in enumerate(args) if result is a]
             entry["returned"] = {"arg": same[0]} if same else {"value": _bounded(result)}
             entry["grads"] = _gradients(result, args, kwargs)

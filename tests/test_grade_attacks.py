@@ -377,3 +377,33 @@ def test_judging_under_jobs_keeps_each_message_and_the_graders_stdout(tmp_path):
         results = list(pool.map(lambda _: grade.judge(exercise, recorded), range(32)))
     assert sys.stdout is stdout
     assert all(r.status == "passed" and "kd_loss" in r.message for r in results), [r.message for r in results]
+
+
+@pytest.mark.parametrize("mistake", ["teacher_logits.detach_()", "student_logits.mul_(1.0 + 1e-3)",
+                                     "teacher_logits[0, 0] = 0.0"])
+def test_the_recorder_sees_every_change_to_an_input_and_the_grader_fails_it(tmp_path, mistake):
+    """In-place edits the grader's pristine inputs would never show: values, one element, requires_grad."""
+    import json
+
+    import torch
+    import torch.nn.functional as F
+
+    from course_lib import _sandbox
+    from course_lib.config import REPO_ROOT
+    from course_lib.grade.points import Exercise
+
+    def kd_loss(student_logits, teacher_logits, temperature=1.0):
+        with torch.no_grad():
+            exec(mistake, {}, {"student_logits": student_logits, "teacher_logits": teacher_logits})
+        log_q = F.log_softmax(student_logits / temperature, dim=-1)
+        log_p = F.log_softmax(teacher_logits.detach() / temperature, dim=-1)
+        return (log_p.exp() * (log_p - log_q)).sum(-1).mean() * temperature**2
+
+    exercise = Exercise("02", "2.1", "kd_loss", "course_lib.checks.lesson02:check_kd_loss")
+    _sandbox.make_recorder({"kd_loss": kd_loss}, {"kd_loss": exercise.check}, str(tmp_path),
+                           str(REPO_ROOT / "course_lib"))(0, "kd_loss")
+    record = json.loads((tmp_path / "0.json").read_text())
+    assert any(call.get("mutated") for call in record["calls"])
+    result = grade.judge(exercise, record)
+    assert result.status == "failed" and "changed its input" in result.message
+    assert "changed its inputs in place" in result.flags

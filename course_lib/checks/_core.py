@@ -116,6 +116,8 @@ class _Timing(threading.local):
         self.recording: list[float] | None = None  # while timing the course's solution: seconds per call
         self.reference: list[float] | None = None  # while checking the learner: the solution's seconds per call
         self.calls = 0
+        self.changed: list[str] = []  # inputs the learner's function changed in place, reported at the end
+        self.own_hint = False  # the check compares this call's inputs itself, with a more specific hint
 
 
 _timing = _Timing()
@@ -143,9 +145,12 @@ def call_learner(fn: Callable, *args: Any, **kwargs: Any) -> Any:
             _timing.recording.append(_perf_counter() - start)
     limit, why = _limit_for_call()
     _timing.calls += 1
+    inputs = _snapshot(args, kwargs)
     try:
         with _time_limit(limit):
-            return fn(*args, **kwargs)
+            result = fn(*args, **kwargs)
+        _note_changed_inputs(fn, inputs, args, kwargs)
+        return result
     except NotImplementedError as exc:
         raise _NotImplemented(str(exc) or name) from None
     except LearnerTimeout:
@@ -159,6 +164,72 @@ def call_learner(fn: Callable, *args: Any, **kwargs: Any) -> Any:
         frames = traceback.extract_tb(exc.__traceback__)
         where = f" (line {frames[-1].lineno} of {frames[-1].name})" if frames else ""
         raise AssertionError(f"{name} raised {type(exc).__name__}: {exc}{where}") from None
+
+
+def _snapshot(args: tuple, kwargs: dict) -> dict:
+    """Copies of the tensor and array arguments, to compare after the call (modules may change: they train)."""
+    import numpy as np
+
+    items = [(i, a) for i, a in enumerate(args)] + list(kwargs.items())
+    return {key: a.detach().clone() if isinstance(a, torch.Tensor) else a.copy()
+            for key, a in items if isinstance(a, (torch.Tensor, np.ndarray))}
+
+
+def _same(before: Any, after: Any) -> bool:
+    import numpy as np
+
+    if isinstance(after, torch.Tensor):
+        after = after.detach()
+        if before.shape != after.shape or before.dtype != after.dtype:
+            return False
+        if before.is_floating_point() or before.is_complex():
+            return bool(((before == after) | (before.isnan() & after.isnan())).all())
+        return torch.equal(before, after)
+    if before.shape != after.shape or before.dtype != after.dtype:
+        return False
+    return bool(np.array_equal(before, after, equal_nan=before.dtype.kind in "fc"))
+
+
+@contextlib.contextmanager
+def inputs_compared_by_check():
+    """Around a :func:`call_learner` whose inputs the check compares itself, with its own hint for the mistake.
+
+    Elsewhere a changed input fails the check at once (the expected value is usually computed from
+    the same tensors, so a later comparison would blame the wrong thing); here it is only noted, and
+    fails the check at its end if the check's own comparison did not.
+    """
+    saved, _timing.own_hint = _timing.own_hint, True
+    try:
+        yield
+    finally:
+        _timing.own_hint = saved
+
+
+def _note_changed_inputs(fn: Callable, inputs: dict, args: tuple, kwargs: dict) -> None:
+    """Fail at once when ``fn`` changed a tensor or array it was given (see :func:`inputs_compared_by_check`)."""
+    import inspect
+
+    for key, before in inputs.items():
+        after = args[key] if isinstance(key, int) else kwargs[key]
+        if _same(before, after):
+            continue
+        name = key
+        if isinstance(key, int):
+            try:
+                name = list(inspect.signature(fn).parameters)[key]
+            except (TypeError, ValueError, IndexError):
+                name = f"argument {key + 1}"
+        if name not in _timing.changed:
+            _timing.changed.append(name)
+        if not _timing.own_hint:
+            raise AssertionError(_changed_inputs_message(fn))
+
+
+def _changed_inputs_message(fn: Callable) -> str:
+    names = ", ".join(f"`{n}`" for n in _timing.changed)
+    return (f"{getattr(fn, '__name__', 'your function')} changed its input in place ({names}): the caller still "
+            "needs it as it was. Compute on a new tensor: `x.clone()` first, or `x - y` rather than `x -= y`, "
+            "`x.abs()` rather than `x.abs_()`.")
 
 
 def _reference_times(wrapper: Callable) -> list[float] | None:
@@ -189,15 +260,18 @@ def learner_check(title: str, solution: Callable | None = None) -> Callable:
         def wrapper(fn: Callable, *args: Any, **kwargs: Any) -> bool:
             if not callable(fn):
                 raise AssertionError(f"{title}: expected a function, got {type(fn).__name__}.")
-            saved = _timing.reference, _timing.calls
+            saved = _timing.reference, _timing.calls, _timing.changed
             _timing.reference, _timing.calls = _reference_times(wrapper), 0
+            _timing.changed = []
             try:
                 check(fn, *args, **kwargs)
+                if _timing.changed:  # every check compares the caller's inputs before and after each call
+                    raise AssertionError(_changed_inputs_message(fn))
             except _NotImplemented as exc:
                 print(f"not implemented yet: {exc}")
                 return False
             finally:
-                _timing.reference, _timing.calls = saved
+                _timing.reference, _timing.calls, _timing.changed = saved
             print(f"\u2714 {title}: all checks passed.")
             return True
 
@@ -386,7 +460,8 @@ def assert_close(actual: Any, expected: torch.Tensor, what: str, hint: str, atol
 def assert_not_in_place(fn: Callable, tensor: torch.Tensor, *args: Any, what: str, fix: str) -> None:
     """Call ``fn(tensor, *args)`` and fail if it changed ``tensor``: a learner's function must not edit its input."""
     original = tensor.clone()
-    call_learner(fn, tensor, *args)
+    with inputs_compared_by_check():
+        call_learner(fn, tensor, *args)
     if not torch.equal(tensor, original):
         raise AssertionError(f"{getattr(fn, '__name__', 'your function')} changed {what} in place: "
                              f"compute on a new tensor ({fix}).")

@@ -17,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 import torch
 
 from ..answers import lesson01, lesson02 as answers
-from ._core import assert_close, assert_not_in_place, call_learner, learner_check
+from ._core import assert_close, assert_not_in_place, call_learner, inputs_compared_by_check, learner_check
 
 #: One hint per typical mistake; a failing check's message contains exactly the matching one(s).
 HINTS: dict[str, str] = {
@@ -460,7 +460,8 @@ def check_choose_class_bias(fn: Callable) -> None:
         logits_before, labels_before = logits.clone(), labels.clone()
         expected = _best_bias(logits, labels, cls, candidates)
         what = f"choose_class_bias on {len(labels)} rows, cls={cls}, candidates={candidates}"
-        out = call_learner(fn, logits, labels, cls, list(candidates))
+        with inputs_compared_by_check():
+            out = call_learner(fn, logits, labels, cls, list(candidates))
         if not torch.equal(logits, logits_before) or not torch.equal(labels, labels_before):
             raise AssertionError(f"{what}: {BIAS_HINTS['cb_in_place']}")
         if isinstance(out, torch.Tensor) and out.numel() == 1:
@@ -556,7 +557,8 @@ def check_distill(fn: Callable) -> None:
         teacher_arg = teacher.clone()
         what = f"distill with t_squared={t_squared} (temperature {temperature:g}, {epochs} epochs, lr {lr:g}, " \
                f"batch_size {batch_size}, 11 rows)"
-        call_learner(fn, student, x.clone(), teacher_arg, temperature, epochs, lr, batch_size, t_squared)
+        with inputs_compared_by_check():
+            call_learner(fn, student, x.clone(), teacher_arg, temperature, epochs, lr, batch_size, t_squared)
         if not torch.equal(teacher_arg, teacher):
             raise AssertionError(f"{what}: {TRAIN_HINTS['tr_teacher']}")
         got = {k: v.detach().double() for k, v in student.state_dict().items()}

@@ -13,7 +13,7 @@ import numpy as np
 
 from ..answers import lesson04 as answers
 from ._clock import FakeClock, FakeModel, fake_time
-from ._core import call_learner, learner_check, name_mistakes
+from ._core import call_learner, inputs_compared_by_check, learner_check, name_mistakes
 
 #: One hint per typical mistake; a failing check's message contains the matching one(s).
 HINTS: dict[str, str] = {
@@ -176,8 +176,9 @@ def check_choose_temperature(fn: Callable) -> None:
         case = _TemperatureCase(seed, temperatures, val_correct, traffic_agree, n_val)
         logits_before = case.logits.copy()
         what = f"choose_temperature with temperatures {temperatures}"
-        out = call_learner(fn, case.logits, list(case.traffic), list(case.val_texts), case.val_labels.copy(),
-                           list(temperatures), case.train_student)
+        with inputs_compared_by_check():
+            out = call_learner(fn, case.logits, list(case.traffic), list(case.val_texts), case.val_labels.copy(),
+                               list(temperatures), case.train_student)
         if not np.array_equal(case.logits, logits_before):
             _fail(what, "ct_in_place")
         kinds = [kind for _, kind in case.calls]

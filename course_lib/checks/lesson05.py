@@ -108,7 +108,7 @@ def check_expected_calibration_error(fn: Callable[..., float]) -> None:
         expected = _ece(probs, labels, n_bins)
         value = _float(call_learner(fn, probs.copy(), labels.copy(), n_bins), "expected_calibration_error")
         linspace = _ece(probs, labels, n_bins, edges=np.linspace(0, 1, n_bins + 1))
-        if any(math.isclose(value, e, rel_tol=1e-6, abs_tol=1e-9) for e in (expected, linspace)):
+        if any(math.isclose(value, e, rel_tol=1e-4, abs_tol=1e-9) for e in (expected, linspace)):
             continue
         mistakes = {
             "drop_top": _ece(probs, labels, n_bins, drop_top=True),
@@ -117,7 +117,7 @@ def check_expected_calibration_error(fn: Callable[..., float]) -> None:
             "true_class": _ece(probs, labels, n_bins, confidence=probs[np.arange(len(labels)), labels]),
         }
         for key, wrong in mistakes.items():
-            if math.isclose(value, wrong, rel_tol=1e-6, abs_tol=1e-9) and not math.isclose(wrong, expected):
+            if math.isclose(value, wrong, rel_tol=1e-4, abs_tol=1e-9) and not math.isclose(wrong, expected):
                 raise AssertionError(f"with n_bins={n_bins} on {len(labels)} rows you returned {value:.6f}, "
                                      f"expected {expected:.6f}: {ECE_HINTS[key]}")
         raise AssertionError(f"with n_bins={n_bins} on {len(labels)} rows you returned {value:.6f}, expected "

@@ -16,7 +16,7 @@ from torch import nn
 
 from .. import sequence
 from ..answers import lesson07 as answers
-from ._core import call_learner, learner_check
+from ._core import call_learner, inputs_compared_by_check, learner_check
 
 #: One hint per typical mistake; a failing check's message contains the matching one.
 HINTS: dict[str, str] = {
@@ -187,7 +187,8 @@ def check_greedy_decode(fn: Callable[..., torch.Tensor]) -> None:
     for _ in range(2):
         model = _Recorder(model_)
         given = prompts.clone()
-        out = call_learner(fn, model, given, num_steps)
+        with inputs_compared_by_check():
+            out = call_learner(fn, model, given, num_steps)
         if not torch.equal(given, prompts):
             _fail(f"{what}: the prompts changed", "gd_in_place")
         if not isinstance(out, torch.Tensor):

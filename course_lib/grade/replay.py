@@ -115,8 +115,9 @@ def mutated_inputs(exercise: Exercise, record: dict) -> Optional[str]:
         if keys:
             names = ", ".join(_argument_name(exercise, k) for k in keys)
             return (f"your function changed its input {names} in place (call {number} of the check). A function "
-                    "must leave the tensors it is given as they were: the caller still needs them. Work on a copy "
-                    "(`x = x.clone()`) or use out-of-place operations (`x + 1`, not `x += 1` or `x.zero_()`).")
+                    "must leave the tensors it is given as they were, values and `requires_grad` alike: the caller "
+                    "still needs them. Work on a copy (`x = x.clone()`) or use out-of-place operations (`x + 1`, not "
+                    "`x += 1` or `x.zero_()`; `x.detach()`, not `x.detach_()`).")
     return None
 
 
