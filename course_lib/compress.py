@@ -61,10 +61,14 @@ def prune_magnitude(model: nn.Module, amount: float, permanent: bool = True) -> 
             call :func:`make_permanent` after it. A model with masks in place stores *two* tensors per
             weight (``weight_orig`` and ``weight_mask``): its file is bigger, not smaller.
     Returns:
-        The pruned copy; ``model`` itself is not changed.
+        The pruned copy; ``model`` itself is not changed. A model with none of those layers
+        (:data:`PRUNABLE`) is a ``ValueError``.
     """
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+    if not _prunable(model):
+        raise ValueError(f"{type(model).__name__} has no Linear, Conv or Embedding layer, so no weights to prune: "
+                         "pass the model that holds them (a model wrapped in another object: pass the inner nn.Module)")
     pruned = copy.deepcopy(model)
     prune.global_unstructured(_prunable(pruned), pruning_method=prune.L1Unstructured, amount=float(amount))
     return make_permanent(pruned) if permanent else pruned
@@ -342,10 +346,17 @@ def pareto_front(costs: Sequence[float], scores: Sequence[float]) -> list[int]:
         costs: lower is better (bytes, milliseconds); scores: higher is better (accuracy).
     Returns:
         The frontier's indices, cheapest first (introduced in lesson 06).
+    A NaN or infinite cost or score is a ``ValueError``: NaN compares false with everything,
+    so no model would beat it and it would always sit on the front.
     """
     costs, scores = np.asarray(costs, dtype=float), np.asarray(scores, dtype=float)
     if costs.shape != scores.shape or costs.ndim != 1:
         raise ValueError(f"costs and scores must be two 1-D sequences of the same length, got {costs.shape} and {scores.shape}")
+    bad = np.flatnonzero(~(np.isfinite(costs) & np.isfinite(scores)))
+    if len(bad):
+        i = int(bad[0])
+        raise ValueError(f"costs and scores must be finite numbers; model {i} has cost {costs[i]} and score {scores[i]}: "
+                         "measure it again or leave it out")
     front = [i for i in range(len(costs))
              if not np.any((costs <= costs[i]) & (scores >= scores[i]) & ((costs < costs[i]) | (scores > scores[i])))]
     return sorted(front, key=lambda i: (costs[i], -scores[i]))

@@ -346,11 +346,15 @@ def load_email_csv(path: str | Path, text_column: str = "text", label_column: st
             repeated column, a row with more fields than the header (an unquoted comma in the
             text), an empty text, or a missing or unknown label; the message names the data row
             (1 = first row after the header) and its file line.
+        ValueError: ``path`` is a directory, not a file.
         FileNotFoundError: no such file.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such CSV file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a CSV file: pass the path of the .csv file itself "
+                         f"(e.g. {path / 'emails.csv'})")
     content = _decode_csv(path)
     texts: list[str] = []
     labels: list[int] = []

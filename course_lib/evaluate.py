@@ -61,16 +61,24 @@ def _logits_and_labels(logits_or_model, x_or_labels, labels):
     return logits_or_model, x_or_labels
 
 
-def error_count(logits_or_model, x_or_labels, labels: Optional[torch.Tensor] = None) -> int:
-    """Number of wrong argmax predictions: ``error_count(logits, labels)`` or ``error_count(model, x, labels)``."""
+def error_count(logits_or_model, x_or_labels, labels=None) -> int:
+    """Number of wrong argmax predictions: ``error_count(logits, labels)`` or ``error_count(model, x, labels)``.
+
+    ``logits`` (N, C) and ``labels`` (N,) may be torch tensors or numpy arrays, alike. Refused
+    with a ``ValueError``: no rows, NaN or infinite logits, labels outside ``[0, C)`` (a label 9
+    for 3 classes would otherwise count as one more error, not as a mistake in the labels).
+    """
     logits, labels = _logits_and_labels(logits_or_model, x_or_labels, labels)
-    if logits.ndim != 2 or labels.ndim != 1 or len(logits) != len(labels):
-        raise ValueError(f"expected logits (N, C) and labels (N,), got {tuple(logits.shape)} and {tuple(labels.shape)}")
-    return int((logits.argmax(dim=1).cpu() != labels.cpu()).sum())
+    scores = _check_probs(logits, "logits")
+    label_array = _check_labels(labels, len(scores), scores.shape[1])
+    return int(np.sum(scores.argmax(axis=1) != label_array))
 
 
-def accuracy(logits_or_model, x_or_labels, labels: Optional[torch.Tensor] = None) -> float:
-    """Share of right argmax predictions in [0, 1]: ``accuracy(logits, labels)`` or ``accuracy(model, x, labels)``."""
+def accuracy(logits_or_model, x_or_labels, labels=None) -> float:
+    """Share of right argmax predictions in [0, 1]: ``accuracy(logits, labels)`` or ``accuracy(model, x, labels)``.
+
+    Takes tensors or numpy arrays alike and refuses what :func:`error_count` refuses (0 rows included).
+    """
     logits, labels = _logits_and_labels(logits_or_model, x_or_labels, labels)
     return 1.0 - error_count(logits, labels) / len(labels)
 
@@ -113,7 +121,16 @@ class Timing:
 
 
 def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """``(q1, median, q3)`` of ``values`` with linear interpolation (numpy's default); one value gives it thrice."""
+    """``(q1, median, q3)`` of ``values`` with linear interpolation (numpy's default); one value gives it thrice.
+
+    No values, or a NaN or infinite one, is a ``ValueError`` (a NaN would make every quartile NaN).
+    """
+    if len(values) == 0:
+        raise ValueError("quartiles needs at least one value, got none: time at least one call")
+    bad = [v for v in values if not math.isfinite(float(v))]
+    if bad:
+        raise ValueError(f"quartiles needs finite numbers, got {bad[0]!r} among {len(values)} values: "
+                         "drop the failed measurements first")
     if len(values) == 1:
         return (float(values[0]),) * 3
     q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
@@ -170,16 +187,34 @@ def _as_array(x, name: str) -> np.ndarray:
     return array.astype(np.float64) if np.issubdtype(array.dtype, np.floating) else array
 
 
-def _check_probs(probs, name: str = "probs", in_unit_interval: bool = False) -> np.ndarray:
+#: How far a row of probabilities may sum from 1: float32 softmax rows are off by about 1e-7 per class.
+ROW_SUM_ATOL = 1e-3
+
+
+def _sums_to_one(array: np.ndarray) -> bool:
+    """True when every row of ``array`` sums to 1 within :data:`ROW_SUM_ATOL`."""
+    return bool(np.all(np.abs(array.sum(axis=1) - 1) <= ROW_SUM_ATOL))
+
+
+def _check_probs(probs, name: str = "probs", probabilities: bool = False) -> np.ndarray:
+    """``probs`` as an (N >= 1, C >= 2) numpy array of finite numbers (floats as float64), else a ``ValueError``.
+
+    With ``probabilities``, each value must also lie in [0, 1] and each row sum to 1 (within
+    :data:`ROW_SUM_ATOL`): logits, or rows that were sliced or renormalised wrongly, are refused.
+    """
     array = _as_array(probs, name)
     if array.ndim != 2 or array.shape[0] == 0 or array.shape[1] < 2:
         raise ValueError(f"{name} must have shape (N, num_classes) with N >= 1 and num_classes >= 2, "
                          f"got shape {array.shape}")
     if not np.issubdtype(array.dtype, np.number) or not np.isfinite(array).all():
-        raise ValueError(f"{name} must hold finite numbers")
-    if in_unit_interval and (array.min() < -1e-6 or array.max() > 1 + 1e-6):
+        raise ValueError(f"{name} must hold finite numbers (no NaN or inf): check the model's outputs")
+    if probabilities and (array.min() < -1e-6 or array.max() > 1 + 1e-6):
         raise ValueError(f"{name} must be probabilities in [0, 1], got values in [{array.min():.3g}, "
                          f"{array.max():.3g}]: pass softmax(logits), not the logits")
+    if probabilities and not _sums_to_one(array):
+        sums = array.sum(axis=1)
+        raise ValueError(f"{name} must sum to 1 along each row (got row sums in [{sums.min():.3g}, "
+                         f"{sums.max():.3g}]): pass softmax(logits)")
     return array
 
 
@@ -192,15 +227,16 @@ def _check_labels(labels, n: int, num_classes: int, name: str = "labels") -> np.
             raise ValueError(f"{name} must be integer class indices, got dtype {array.dtype}")
     array = array.astype(np.int64)
     if n and (array.min() < 0 or array.max() >= num_classes):
-        raise ValueError(f"{name} must lie in [0, {num_classes - 1}], got values in [{array.min()}, {array.max()}]")
+        raise ValueError(f"{name} must be class indices in [0, {num_classes - 1}] ({num_classes} classes), got values "
+                         f"in [{array.min()}, {array.max()}]: pass labels numbered like the model's outputs")
     return array
 
 
-def _check_pair(student_probs, teacher_probs, labels=None, in_unit_interval: bool = False,
+def _check_pair(student_probs, teacher_probs, labels=None, probabilities: bool = False,
                 names: tuple[str, str] = ("student_probs", "teacher_probs")):
     """Validated ``(student, teacher[, labels])`` numpy arrays of matching shapes."""
-    student = _check_probs(student_probs, names[0], in_unit_interval)
-    teacher = _check_probs(teacher_probs, names[1], in_unit_interval)
+    student = _check_probs(student_probs, names[0], probabilities)
+    teacher = _check_probs(teacher_probs, names[1], probabilities)
     if student.shape != teacher.shape:
         raise ValueError(f"{names[0]} and {names[1]} must have the same shape, got {student.shape} and {teacher.shape}")
     if labels is None:
@@ -405,13 +441,15 @@ def calibration_bins(probs, labels, n_bins: int = 15) -> dict[str, np.ndarray]:
     Bins are equal-width on [0, 1]: ``[e_i, e_{i+1})``, except the top bin, which is closed
     and so includes confidence 1.0 (a binning that forgets this drops the most confident rows,
     often the most over-confident ones).
+    ``probs`` must be probabilities: values in [0, 1], rows summing to 1 (within
+    :data:`ROW_SUM_ATOL`, so float32 softmax rows pass); logits or unnormalised rows are a ``ValueError``.
     Returns:
         ``edges`` (n_bins + 1,), ``counts`` (n_bins,) int, and per bin ``accuracy`` and mean
         ``confidence`` (NaN in an empty bin).
     """
     if isinstance(n_bins, bool) or not isinstance(n_bins, (int, np.integer)) or n_bins < 1:
         raise ValueError(f"n_bins must be an integer >= 1, got {n_bins!r}")
-    array = _check_probs(probs, "probs", in_unit_interval=True)
+    array = _check_probs(probs, "probs", probabilities=True)
     label_array = _check_labels(labels, len(array), array.shape[1])
     conf = array.max(axis=1)
     right = (array.argmax(axis=1) == label_array).astype(np.float64)
@@ -430,6 +468,7 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     Binned as :func:`calibration_bins` (the top bin includes confidence 1.0); empty bins are
     skipped. Each bin is weighted by its share of rows: an unweighted mean over bins lets a
     bin of 2 rows count as much as a bin of 2000. ECE depends on ``n_bins``; quote it with it.
+    Refuses what :func:`calibration_bins` refuses (rows that are not probabilities summing to 1).
     """
     bins = calibration_bins(probs, labels, n_bins)
     full = bins["counts"] > 0
@@ -480,8 +519,13 @@ def fit_temperature(logits, labels, bounds: tuple[float, float] = (0.01, 100.0))
     run). If the optimum lies outside ``bounds`` (e.g. separable data, where the NLL keeps
     falling as T -> 0), the nearer bound is returned.
     Args: logits: (N, C) raw scores (not probabilities); labels: (N,).
+    Rows that look like probabilities (every value in [0, 1], each row summing to 1) are a
+    ``ValueError``: on them the NLL keeps falling as T -> 0 and the lower bound would come back.
     """
     z = _check_probs(logits, "logits").astype(np.float64)
+    if z.min() >= 0 and z.max() <= 1 and _sums_to_one(z):
+        raise ValueError("fit_temperature takes logits; these rows look like probabilities (each in [0, 1], "
+                         "summing to 1): pass the logits")
     label_array = _check_labels(labels, len(z), z.shape[1])
     low, high = float(bounds[0]), float(bounds[1])
     if not 0 < low < high or not math.isfinite(high):
@@ -514,7 +558,12 @@ def fit_temperature(logits, labels, bounds: tuple[float, float] = (0.01, 100.0))
 def confidence_verdict(fitted_temperature: float) -> str:
     """What a :func:`fit_temperature` result says (lessons 04 and 05): "over-confident" above 1 (the rows had to
     be flattened), "under-confident" below 1 (sharpened), "calibrated" at exactly 1. It is the log-loss's verdict:
-    a model's average confidence can sit on the other side of its accuracy."""
+    a model's average confidence can sit on the other side of its accuracy. A temperature that is not a positive,
+    finite number (NaN from a failed fit, 0, a negative one) is a ``ValueError``, never a verdict."""
+    if not (isinstance(fitted_temperature, (int, float, np.number)) and not isinstance(fitted_temperature, bool)
+            and 0 < fitted_temperature < math.inf):
+        raise ValueError(f"fitted_temperature must be a positive finite number (what fit_temperature returns), "
+                         f"got {fitted_temperature!r}")
     if fitted_temperature > 1:
         return "over-confident"
     if fitted_temperature < 1:
@@ -531,12 +580,15 @@ def cascade_curve(student_probs, teacher_probs, labels, thresholds, *, student_c
     Args:
         student_cost, teacher_cost: CPU-seconds per email; give both or neither. The student's
             cost is paid on every row, the teacher's only on the deferred share.
+    Both models' rows must be probabilities (values in [0, 1], each row summing to 1 within
+    :data:`ROW_SUM_ATOL`): a student's confidence means nothing on logits or unnormalised rows,
+    so those are a ``ValueError`` saying to pass softmax(logits).
     Returns:
         One dict per threshold (in the given order): ``threshold``, ``accuracy``,
         ``share_to_teacher``, and ``cpu_s_per_million`` = 1e6 * (student_cost + share *
         teacher_cost) CPU-seconds per million emails (None without costs).
     """
-    student, teacher, label_array = _check_pair(student_probs, teacher_probs, labels, in_unit_interval=True)
+    student, teacher, label_array = _check_pair(student_probs, teacher_probs, labels, probabilities=True)
     grid = _as_array(thresholds, "thresholds").astype(np.float64).reshape(-1)
     if grid.size == 0 or not np.isfinite(grid).all():
         raise ValueError("thresholds must be a non-empty sequence of finite numbers")
@@ -570,11 +622,16 @@ def choose_threshold(student_probs, teacher_probs, labels, target_accuracy: floa
     the accuracy is flattered. ``thresholds`` defaults to every distinct outcome: 0 (student
     answers all), each distinct student top probability, and 1.01 (teacher answers all).
     Accuracy is not monotone in the threshold, so every candidate is checked.
+    Both models' rows must be probabilities (see :func:`cascade_curve`) and ``target_accuracy``
+    a number in [0, 1] (not a percentage, not NaN): anything else is a ``ValueError``.
     Returns:
         The threshold as a float, or None when no threshold reaches the target (not even
         sending everything to the teacher): lower the target or improve the models.
     """
-    student = _check_probs(student_probs, "student_probs", in_unit_interval=True)
+    if isinstance(target_accuracy, bool) or not isinstance(target_accuracy, (int, float, np.number)) \
+            or not 0 <= target_accuracy <= 1:
+        raise ValueError(f"target_accuracy must be a share in [0, 1] (0.95, not 95), got {target_accuracy!r}")
+    student = _check_probs(student_probs, "student_probs", probabilities=True)
     if thresholds is None:
         thresholds = np.concatenate([[0.0], np.unique(student.max(axis=1)), [1.01]])
     curve = cascade_curve(student_probs, teacher_probs, labels, thresholds)

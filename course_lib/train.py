@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import numbers
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Optional, Sequence, Union
@@ -60,15 +61,19 @@ def fit(model: nn.Module, x: torch.Tensor, targets: Targets, loss_fn: Callable[.
 
     The model trains where it is (put it on a device first, e.g. ``model.to(config.get_device())``);
     ``x`` and ``targets`` may be anywhere and are moved to the model's device. The global RNGs
-    are left as they were: dropout masks come from a forked, seeded RNG.
+    are left as they were: dropout masks come from a forked, seeded RNG. No rows, or ``epochs``
+    or ``batch_size`` that is not an integer >= 1, is a ``ValueError`` (never an untrained model).
     """
     targets = _as_tuple(targets)
     n = len(x)
     for i, t in enumerate(targets):
         if len(t) != n:
             raise ValueError(f"targets[{i}] has {len(t)} rows but x has {n}: they must match")
-    if n == 0 or epochs < 1 or batch_size < 1:
-        raise ValueError(f"need data, epochs >= 1 and batch_size >= 1 (got N={n}, epochs={epochs}, batch_size={batch_size})")
+    for name, value in (("epochs", epochs), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise ValueError(f"{name} must be an integer >= 1, got {value!r}: fit would return an untrained model")
+    if n == 0:
+        raise ValueError("no data to train on: x has 0 rows")
     if schedule not in ("cosine", "constant"):
         raise ValueError(f"schedule must be 'cosine' or 'constant', got {schedule!r}")
 

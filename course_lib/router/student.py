@@ -187,12 +187,16 @@ class NgramStudent(nn.Module):
     def fit(self, texts: Sequence[str], targets, epochs: int | None = None, progress: bool = True) -> "NgramStudent":
         """Train on int labels ``(n,)`` or on probability rows ``(n, num_classes)`` (soft targets).
 
-        Hard labels use cross-entropy; probability rows use :func:`soft_label_loss`. No texts is a
-        ``ValueError`` (training on nothing would return an untrained student as if trained).
+        Hard labels use cross-entropy; probability rows use :func:`soft_label_loss`. No texts, or
+        ``epochs`` (given or the student's own) below 1, is a ``ValueError``: either would return
+        an untrained student as if trained.
         """
         texts = as_texts(texts)
         if not texts:
             raise ValueError("no texts to train on: fit needs at least one text and its target")
+        epochs = self.epochs if epochs is None else epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {epochs!r}: fit would return an untrained student")
         soft = as_targets(targets, len(texts), self.num_classes)
         y = torch.from_numpy(soft)
         ids, offsets = self.featurize(texts)
@@ -200,7 +204,6 @@ class NgramStudent(nn.Module):
         per_doc = [ids[s:e] for s, e in zip(offsets.tolist(), ends.tolist())]
         optimizer = torch.optim.Adam(self.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         rng = np.random.default_rng(self.seed)
-        epochs = self.epochs if epochs is None else epochs
         loop = range(epochs)
         if progress:
             from tqdm.auto import tqdm
@@ -267,21 +270,31 @@ class NgramStudent(nn.Module):
         The config is checked before anything is allocated (a file asking for ``2**30`` buckets
         would otherwise try a 51 GB table): every field's type and range (:data:`CONFIG_LIMITS`),
         the table's size, and the weights' shapes as the safetensors header states them.
+        A truncated or corrupted ``model.safetensors`` is a ``ValueError`` naming the file.
         """
-        from safetensors import safe_open
+        from safetensors import SafetensorError, safe_open
         from safetensors.torch import load_file
 
         directory = Path(directory)
         config = _read_config(directory / "config.json")
         weights = str(directory / "model.safetensors")
-        with safe_open(weights, framework="pt") as f:
-            shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        unreadable = ("{}: not a readable safetensors file ({}); it is truncated or corrupted (a write cut short?): "
+                      "re-save the student with NgramStudent.save, or rebuild it by re-running the lesson that trains it")
+        try:
+            with safe_open(weights, framework="pt") as f:
+                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
+        except SafetensorError as err:
+            raise ValueError(unreadable.format(weights, err)) from None
         expected = _weight_shapes(config)
         if shapes != expected:
             raise ValueError(f"{weights}: the weights have shapes {shapes}, but config.json (num_classes, "
                              f"num_buckets, embedding_dim) asks for {expected}: the two files do not belong together")
         student = cls(**config)
-        student.load_state_dict(load_file(weights))
+        try:
+            state = load_file(weights)
+        except SafetensorError as err:
+            raise ValueError(unreadable.format(weights, err)) from None
+        student.load_state_dict(state)
         return student.eval()
 
     def disk_bytes(self) -> int:
