@@ -1,9 +1,11 @@
 """Evaluation helpers: batched logits, accuracy, error counts (lesson 00), timing (lesson 03)
 and judging a student beside its teacher (lesson 05).
 
-The lesson-05 metrics take numpy arrays or torch tensors (probabilities ``(N, C)``, labels
-``(N,)``), never modify them, and return plain Python numbers or numpy arrays. Randomness
-(the paired bootstrap) comes from a local ``numpy.random.Generator``, never the global RNG.
+``error_count``, ``accuracy`` and the lesson-05 metrics take numpy arrays or torch tensors alike
+(logits or probabilities ``(N, C)``, labels ``(N,)``), never modify them, and return plain Python
+numbers or numpy arrays. Bad inputs (labels outside the classes, no rows, NaN, rows that should be
+probabilities but do not sum to 1) are a ``ValueError`` saying what to pass instead, never a number.
+Randomness (the paired bootstrap) comes from a local ``numpy.random.Generator``, never the global RNG.
 """
 from __future__ import annotations
 
