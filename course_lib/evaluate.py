@@ -481,8 +481,10 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
 def reliability_diagram(probs, labels, n_bins: int = 15, ax=None, title: str = "reliability diagram"):
     """Accuracy per confidence bin against the diagonal of perfect calibration; returns the Figure (lesson 05).
 
-    Bars below the diagonal are over-confident bins. The title carries the ECE. Draws on
-    ``ax`` when given (its figure is returned); never calls ``plt.show``.
+    Bars below the diagonal are over-confident bins; the number above each bar is the bin's
+    count, so a sparse bin is not read as weighty as a full one. The title carries the ECE, the
+    legend sits below the axes (never over a bar). Draws on ``ax`` when given (its figure is
+    returned); never calls ``plt.show``.
     """
     import matplotlib.pyplot as plt
 
