@@ -313,18 +313,24 @@ def cascade_cost(curve: Sequence[dict], threshold: float, teacher_accuracy: floa
 
 
 def _place_labels(ax, points: Sequence[tuple[float, float]], labels: Sequence[str], avoid_points) -> None:
-    """Annotate each point, trying a few offsets until its label overlaps no earlier label and no marker."""
+    """Annotate each point, trying a few offsets until its label overlaps no earlier label, marker or frontier line."""
     renderer = ax.figure.canvas.get_renderer()
     placed = []
-    marker_px = [ax.transData.transform(p) for p in avoid_points]
+    line_px = ax.transData.transform(np.asarray(points, dtype=float))
+    steps = np.linspace(0, 1, 25)[:, None]
+    along = [a + steps * (b - a) for a, b in zip(line_px[:-1], line_px[1:])]   # the line between the points
+    marker_px = [ax.transData.transform(p) for p in avoid_points] + [xy for segment in along for xy in segment]
+    inside = ax.get_window_extent(renderer)
     offsets = [(7, 4, "left"), (7, -13, "left"), (-7, 4, "right"), (-7, -13, "right"),
-               (7, 16, "left"), (7, -25, "left"), (-7, 16, "right"), (-7, -25, "right")]
+               (7, 16, "left"), (7, -25, "left"), (-7, 16, "right"), (-7, -25, "right"),
+               (7, 28, "left"), (7, -37, "left")]
     for point, label in zip(points, labels):
         for dx, dy, ha in offsets:
             text = ax.annotate(label, point, xytext=(dx, dy), textcoords="offset points", ha=ha, fontsize=MIN_FONT + 1)
             box = text.get_window_extent(renderer).expanded(1.05, 1.2)
             clear = (not any(box.overlaps(other) for other in placed)
-                     and not any(box.contains(x, y) for x, y in marker_px))
+                     and not any(box.contains(x, y) for x, y in marker_px)
+                     and inside.x0 <= box.x0 and box.x1 <= inside.x1 and inside.y0 <= box.y0 and box.y1 <= inside.y1)
             if clear or (dx, dy, ha) == offsets[-1]:
                 placed.append(box)
                 break
