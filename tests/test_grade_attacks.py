@@ -407,3 +407,11 @@ def test_the_recorder_sees_every_change_to_an_input_and_the_grader_fails_it(tmp_
     result = grade.judge(exercise, record)
     assert result.status == "failed" and "changed its input" in result.message
     assert "changed its inputs in place" in result.flags
+
+
+def test_the_private_tmp_comes_before_every_bind(tmp_path):
+    """A checkout or venv under /tmp (as CI's may be) must stay visible: bwrap mounts in order, later over earlier."""
+    prefix = grade.sandbox.bwrap_command(tmp_path, {}, tmp_path)
+    tmpfs = prefix.index("--tmpfs")
+    binds = [i for i, arg in enumerate(prefix) if arg in ("--ro-bind", "--bind", "--symlink")]
+    assert prefix[tmpfs + 1] == "/tmp" and binds and tmpfs < min(binds)

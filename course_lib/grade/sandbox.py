@@ -95,8 +95,9 @@ def _read_only_system() -> list[str]:
 
 def bwrap_command(workdir: Path, env: dict[str, str], data_dir: Optional[Path]) -> list[str]:
     """The bwrap prefix that runs a kernel with only ``workdir`` writable (see the module docstring)."""
+    # The private /tmp first: binds after it may lie under /tmp (a checkout, a venv, the work folder).
     args = [shutil.which(BWRAP) or BWRAP, "--unshare-all", "--die-with-parent", "--new-session", "--clearenv",
-            *_read_only_system(), "--proc", "/proc", "--dev", "/dev", "--tmpfs", "/tmp",
+            "--tmpfs", "/tmp", *_read_only_system(), "--proc", "/proc", "--dev", "/dev",
             "--ro-bind", str(REPO_ROOT / "course_lib"), str(REPO_ROOT / "course_lib")]
     if data_dir is not None and data_dir.is_dir():
         args += ["--ro-bind", str(data_dir), str(data_dir)]
