@@ -1,16 +1,14 @@
 """The lesson 04 checks accept correct answers and reject each typical mistake with its hint."""
 import functools
-import statistics
 import time
-import timeit
-from time import perf_counter
 
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_lib.checks import run_check
-from course_lib.checks.lesson04 import HINTS, check_choose_temperature, check_median_latency
+from course_lib.checks.lesson04 import HINTS, SOFT_HINTS, check_choose_temperature, check_soft_label_loss
 import hint_checks
 from hint_checks import stub
 
@@ -149,162 +147,75 @@ def test_choose_temperature_hints_are_distinct():
     assert len(set(HINTS.values())) == len(HINTS)
 
 
-# ---- latency ---------------------------------------------------------------------------------------
-def good_latency(predict_fn, batch, warmup=3, repeats=20):
-    return statistics.median(_timed(predict_fn, batch, warmup, repeats))
+# ---- soft-label loss (exercise 4.2) ------------------------------------------------------------------
+assert_soft_hints = functools.partial(hint_checks.assert_hints, SOFT_HINTS)
 
 
-def latency_with_alias(predict_fn, batch, warmup=3, repeats=20):
-    """Correct, with `from time import perf_counter` and numpy's median."""
-    for _ in range(warmup):
-        predict_fn(batch)
-    times = []
-    for _ in range(repeats):
-        start = perf_counter()
-        predict_fn(batch)
-        times.append(perf_counter() - start)
-    return float(np.median(times))
+def soft_right(student_logits, targets):
+    return -(targets * F.log_softmax(student_logits, dim=-1)).sum(dim=-1).mean()
 
 
-def _timed(predict_fn, batch, warmup, repeats, include_warmup=False):
-    times = []
-    for i in range(warmup + repeats):
-        start = time.perf_counter()
-        predict_fn(batch)
-        if i >= warmup or include_warmup:
-            times.append(time.perf_counter() - start)
-    return times
+def soft_by_kl_plus_entropy(student_logits, targets):
+    """KL(t || q) + H(t): the same number by another road (a right answer)."""
+    log_t = torch.where(targets > 0, targets.log(), torch.zeros_like(targets))
+    return (F.kl_div(F.log_softmax(student_logits, -1), targets, reduction="batchmean")
+            - (targets * log_t).sum(-1).mean())
 
 
-def latency_min(predict_fn, batch, warmup=3, repeats=20):
-    return min(_timed(predict_fn, batch, warmup, repeats))
+def soft_float32(student_logits, targets):
+    return -(targets.float() * torch.log_softmax(student_logits.float(), -1)).sum(-1).mean()
 
 
-def latency_max(predict_fn, batch, warmup=3, repeats=20):
-    return max(_timed(predict_fn, batch, warmup, repeats))
+def soft_loop(student_logits, targets):
+    total = 0
+    for row, target in zip(student_logits, targets):
+        total = total - (target * torch.log_softmax(row, 0)).sum()
+    return total / len(targets)
 
 
-def latency_mean(predict_fn, batch, warmup=3, repeats=20):
-    return statistics.mean(_timed(predict_fn, batch, warmup, repeats))
+@pytest.mark.parametrize("fn", [soft_right, soft_by_kl_plus_entropy, soft_float32, soft_loop])
+def test_soft_label_loss_accepts_right_answers(fn):
+    assert check_soft_label_loss(fn) is True
+    assert check_soft_label_loss(stub) is False
 
 
-def latency_total(predict_fn, batch, warmup=3, repeats=20):
-    for _ in range(warmup):
-        predict_fn(batch)
-    start = time.perf_counter()
-    for _ in range(repeats):
-        predict_fn(batch)
-    return time.perf_counter() - start
+# Written as a learner would (independently of the check's own variants): ten-plus wrong answers, each with its hint.
+SOFT_WRONG = [
+    (lambda s, t: -(t * F.log_softmax(s, -1)).sum(), {"sl_sum"}),
+    (lambda s, t: -(t * F.log_softmax(s, -1)).sum(-1).sum(), {"sl_sum"}),
+    (lambda s, t: -(t * F.log_softmax(s, -1)).mean(), {"sl_mean_classes"}),
+    (lambda s, t: F.cross_entropy(s, t.argmax(-1)), {"sl_hard"}),
+    (lambda s, t: (t * F.log_softmax(s, -1)).sum(-1).mean(), {"sl_sign"}),
+    (lambda s, t: -(t * F.softmax(s, -1)).sum(-1).mean(), {"sl_softmax"}),
+    (lambda s, t: F.kl_div(F.log_softmax(s, -1), t, reduction="batchmean"), {"sl_kl"}),
+    (lambda s, t: -(t * F.log_softmax(s, 0)).sum(-1).mean(), {"sl_dim0"}),
+    (lambda s, t: -(t * F.log_softmax(s / 2.0, -1)).sum(-1).mean(), {"sl_temperature"}),
+    (lambda s, t: -(F.softmax(s, -1) * t.log()).sum(-1).mean(), {"sl_swapped"}),
+]
 
 
-def latency_warmup_timed(predict_fn, batch, warmup=3, repeats=20):
-    return statistics.median(_timed(predict_fn, batch, warmup, repeats, include_warmup=True))
-
-
-def latency_no_warmup(predict_fn, batch, warmup=3, repeats=20):
-    return statistics.median(_timed(predict_fn, batch, 0, repeats))
-
-
-def latency_default_warmup(predict_fn, batch, warmup=3, repeats=20):
-    return statistics.median(_timed(predict_fn, batch, 3, repeats))
-
-
-def latency_ms(predict_fn, batch, warmup=3, repeats=20):
-    return 1000 * statistics.median(_timed(predict_fn, batch, warmup, repeats))
-
-
-def latency_per_email(predict_fn, batch, warmup=3, repeats=20):
-    return statistics.median(_timed(predict_fn, batch, warmup, repeats)) / len(batch)
-
-
-def latency_wall_clock(predict_fn, batch, warmup=3, repeats=20):
-    for _ in range(warmup):
-        predict_fn(batch)
-    times = []
-    for _ in range(repeats):
-        start = time.time()
-        predict_fn(batch)
-        times.append(time.time() - start)
-    return statistics.median(times)
-
-
-def latency_timeit(predict_fn, batch, warmup=3, repeats=20):
-    for _ in range(warmup):
-        predict_fn(batch)
-    return statistics.median(timeit.repeat(lambda: predict_fn(batch), number=1, repeat=repeats))
-
-
-def latency_timer(predict_fn, batch, warmup=3, repeats=20):
-    for _ in range(warmup):
-        predict_fn(batch)
-    return float(np.median(timeit.Timer(lambda: predict_fn(batch)).repeat(repeat=repeats, number=1)))
-
-
-def latency_clock(clock, aggregate=statistics.median):
-    """The right loop on another clock (seconds), or with another aggregate."""
-    def latency(predict_fn, batch, warmup=3, repeats=20):
-        for _ in range(warmup):
-            predict_fn(batch)
-        times = []
-        for _ in range(repeats):
-            start = clock()
-            predict_fn(batch)
-            times.append(clock() - start)
-        return aggregate(times)
-    return latency
-
-
-def test_latency_accepts_correct():
-    assert check_median_latency(good_latency) is True
-    assert check_median_latency(latency_with_alias) is True
-    assert time.perf_counter is perf_counter  # the fake clock is gone afterwards
-    assert check_median_latency(stub) is False
-
-
-@pytest.mark.parametrize("fn", [
-    latency_wall_clock, latency_timeit, latency_timer,
-    latency_clock(lambda: time.perf_counter_ns() / 1e9), latency_clock(time.monotonic),
-    latency_clock(time.perf_counter, lambda t: np.float32(np.median(t))),
-    latency_clock(time.perf_counter, lambda t: torch.tensor(t, dtype=torch.float64).quantile(0.5)),
-])
-def test_latency_accepts_every_wall_clock_and_numeric_type(fn):
-    assert check_median_latency(fn) is True
-    assert timeit.default_timer is perf_counter and time.time is _REAL_TIME
+@pytest.mark.parametrize("fn, keys", SOFT_WRONG)
+def test_soft_label_loss_names_each_mistake(fn, keys):
+    assert_soft_hints(check_soft_label_loss, fn, *keys)
 
 
 @pytest.mark.parametrize("fn, words", [
-    (latency_min, "the minimum"),
-    (latency_max, "the maximum"),
-    (latency_mean, "the mean"),
-    (latency_total, "the total"),
-    (latency_warmup_timed, "warm-up calls included"),
-    (latency_no_warmup, "no warm-up calls"),
-    (latency_default_warmup, "expected 11"),
-    (latency_ms, "milliseconds"),
-    (latency_per_email, "seconds per email"),
-    (latency_clock(time.process_time), "CPU time"),
-    (latency_clock(time.thread_time), "CPU time"),
-    (latency_clock(time.perf_counter, lambda t: sorted(t)[len(t) // 2]), "two middle times"),
-    (latency_clock(time.perf_counter, statistics.median_high), "two middle times"),
-    (latency_clock(time.perf_counter, statistics.median_low), "two middle times"),
-    (latency_clock(time.perf_counter, lambda t: torch.tensor(t).median().item()), "two middle times"),
+    (lambda s, t: -(t * torch.log(torch.softmax(s, -1))).sum(-1).mean(), "log_softmax"),  # -inf * 0 for large logits
+    (lambda s, t: float(-(t * F.log_softmax(s, -1)).sum(-1).mean()), "torch scalar"),
+    (lambda s, t: -(t * F.log_softmax(s, -1)).sum(-1), "one number"),
+    (lambda s, t: -(t * F.log_softmax(s.detach(), -1)).sum(-1).mean(), "no gradient"),
+    (lambda s, t: torch.tensor(float(-(t * F.log_softmax(s, -1)).sum(-1).mean()), requires_grad=True),
+     "gradient"),
+    (lambda s, t: -(t * F.log_softmax(s, -1)).sum(-1).mean() * len(s) / 4, "expected"),  # hard-coded batch of 4
 ])
-def test_latency_rejects_mistakes(fn, words):
+def test_soft_label_loss_other_mistakes_are_told_what_was_observed(fn, words):
     with pytest.raises(AssertionError, match=words):
-        check_median_latency(fn)
+        check_soft_label_loss(fn)
 
 
-def test_a_grader_gets_a_result():
-    assert run_check(check_median_latency, latency_min, time_limit_s=30).status == "failed"
+def test_soft_label_loss_agrees_with_the_library_and_a_grader_gets_a_result():
+    from course_lib import router
+
+    assert check_soft_label_loss(router.soft_label_loss) is True
+    assert run_check(check_soft_label_loss, SOFT_WRONG[0][0], time_limit_s=30).status == "failed"
     assert run_check(check_choose_temperature, search, time_limit_s=30).passed
-
-
-def test_latency_sees_the_learners_clock_alias_through_a_wrapper():
-    """A grader's recorder may wrap the learner's function (functools.wraps): its `from time import perf_counter`
-    still reads the fake clock."""
-    @functools.wraps(latency_with_alias)
-    def recorder(*args, **kwargs):
-        return latency_with_alias(*args, **kwargs)
-
-    assert check_median_latency(recorder) is True
-    assert perf_counter is time.perf_counter

@@ -23,7 +23,7 @@ EXERCISES = [
     ("02", "choose_class_bias", "check_choose_class_bias"), ("02", "distill", "check_distill"),
     ("03", "attention_map", "check_attention_map"), ("03", "hint_loss", "check_hint_loss"),
     ("03", "fitnets", "check_fitnets"),
-    ("04", "choose_temperature", "check_choose_temperature"), ("04", "median_latency", "check_median_latency"),
+    ("04", "choose_temperature", "check_choose_temperature"), ("04", "soft_label_loss", "check_soft_label_loss"),
     ("05", "expected_calibration_error", "check_expected_calibration_error"), ("05", "agreement", "check_agreement"),
     ("05", "cascade_on_test", "check_cascade_on_test"),
     ("06", "size_on_disk", "check_size_on_disk"), ("06", "median_latency_ms", "check_median_latency_ms"),

@@ -15,7 +15,7 @@ from .lesson01 import check_dark_knowledge_matrix, check_first_temperature_above
 from .lesson02 import (check_choose_class_bias, check_distill, check_distillation_loss, check_kd_loss,
                        check_softmax_with_temperature)
 from .lesson03 import check_attention_map, check_fitnets, check_hint_loss
-from .lesson04 import check_choose_temperature, check_median_latency
+from .lesson04 import check_choose_temperature, check_soft_label_loss
 from .lesson05 import check_agreement, check_cascade_on_test, check_expected_calibration_error
 from .lesson06 import check_fine_tune_pruned, check_median_latency_ms, check_size_on_disk
 from .lesson07 import check_greedy_decode, check_token_kd_loss
@@ -28,7 +28,7 @@ __all__ = [
     "check_softmax_with_temperature", "check_kd_loss", "check_distillation_loss", "check_choose_class_bias",
     "check_distill",
     "check_attention_map", "check_hint_loss", "check_fitnets",
-    "check_choose_temperature", "check_median_latency",
+    "check_choose_temperature", "check_soft_label_loss",
     "check_expected_calibration_error", "check_agreement", "check_cascade_on_test",
     "check_size_on_disk", "check_median_latency_ms", "check_fine_tune_pruned",
     "check_token_kd_loss", "check_greedy_decode",

@@ -1,4 +1,4 @@
-"""Checks for lesson 04 (the email router): choosing the target temperature on validation, latency.
+"""Checks for lesson 04 (the email router): choosing the target temperature on validation, the soft-label loss.
 
 Lesson 04's data are numpy arrays (texts in lists, labels and logits in arrays), and so are the
 inputs these checks pass; answers may be numpy arrays, torch tensors or plain numbers.
@@ -6,13 +6,11 @@ inputs these checks pass; answers may be numpy arrays, torch tensors or plain nu
 from __future__ import annotations
 
 import math
-import statistics
 from typing import Callable
 
 import numpy as np
 
 from ..answers import lesson04 as answers
-from ._clock import FakeClock, FakeModel, fake_time
 from ._core import call_learner, inputs_compared_by_check, learner_check, name_mistakes
 
 #: One hint per typical mistake; a failing check's message contains the matching one(s).
@@ -224,87 +222,102 @@ def _scalar(x) -> float | None:
         return None
 
 
-# ----------------------------------------------------------------------------- latency
-
-
-# (warmup, repeats, call durations in ms): cold calls first, then timed calls with one hiccup. The median
-# differs from the minimum, the maximum, the mean, the total, either middle element of an even count, and the
-# median with the warm-up calls included; None: the defaults (warmup 3, repeats 20: an even count).
-_LATENCY_CASES = [
-    (4, 7, [40.0, 35.0, 30.0, 25.0, 2.0, 7.0, 3.0, 500.0, 4.0, 2.5, 6.0]),
-    (2, 6, [60.0, 45.0, 9.0, 1.5, 300.0, 5.0, 3.5, 2.0]),
-    (None, None, [50.0, 40.0, 30.0] + [100.0 if i == 10 else 1.0 + 0.25 * ((7 * i) % 20) for i in range(20)]),
-]
-
-#: What a wrong latency is, by the mistake that gives it (exercise 4.2).
-LATENCY_MISTAKES: dict[str, str] = {
-    "min": "the minimum: the fastest call is a lucky one, not the typical one. Return the median "
-           "(statistics.median(times)).",
-    "max": "the maximum: return the median of the timed calls (statistics.median(times)).",
-    "mean": "the mean: one hiccup (a garbage collection, another process) drags it up. Return the median "
-            "(statistics.median(times)).",
-    "total": "the total of the timed calls: return the median per call.",
-    "with_warmup": "the median with the warm-up calls included: time only the `repeats` calls after the warm-up.",
-    "ms": "milliseconds: return seconds.",
-    "per_item": "seconds per email: return seconds per call of predict_fn (one batch).",
-    "middle": "one of the two middle times: with an even number of timed calls the median is the mean of the "
-              "two middle ones. Use statistics.median(times) (not sorted(times)[n // 2], median_low or "
-              "median_high).",
-    "cpu": "CPU time (time.process_time or thread_time): a call that waits (for I/O, a lock, another thread) "
-           "costs wall-clock time the CPU clock does not see. Time with time.perf_counter().",
+# ----------------------------------------------------------------------------- exercise 4.2: the soft-label loss
+SOFT_HINTS: dict[str, str] = {
+    "sl_sum": "Average over the emails of the batch (.mean() over rows), not the sum: the loss must not grow with "
+              "the batch size, or the learning rate would have to change with it.",
+    "sl_mean_classes": "Sum over the classes, then average over the rows: .sum(dim=-1).mean(). A .mean() over "
+                       "every element also divides by the number of classes.",
+    "sl_softmax": "Weight the student's log-probabilities, log_softmax(student_logits), not its probabilities: "
+                  "cross-entropy is -sum_c target_c * log q_c.",
+    "sl_sign": "Cross-entropy is minus the sum: -(targets * log_softmax(student_logits)).sum(-1).mean(). Yours is its "
+               "negative, so minimising it would push the student away from the teacher.",
+    "sl_hard": "Use the soft targets as they are: taking their argmax (hard labels) throws away the teacher's "
+               "second opinions, which is the point of distilling from soft labels.",
+    "sl_kl": "Return the cross-entropy, not the KL divergence: they differ by the targets' entropy (the gradients "
+             "agree, the value the lesson reports does not).",
+    "sl_swapped": "The targets weight the student's log-probabilities, -sum targets * log q, not the other way "
+                  "round (log of the targets, weighted by the student).",
+    "sl_dim0": "Take log_softmax over the classes (dim=-1), not over the batch (dim=0).",
+    "sl_unstable": "log(softmax(x)) underflows to log(0) = -inf for large logits: use F.log_softmax, which "
+                   "computes it stably.",
+    "sl_temperature": "The targets already carry their temperature: use student_logits as they are, without "
+                      "dividing them by anything.",
 }
 
 
-@learner_check("median_latency", solution=answers.median_latency)
-def check_median_latency(fn: Callable) -> None:
-    """Check ``fn(predict_fn, batch, warmup, repeats)``: median seconds per call after warm-up (exercise 4.2).
+def _soft_cases():
+    """(student_logits, targets) cases of different shapes and answers; the last has logits in the hundreds."""
+    import torch
 
-    Three cases (an odd and an even number of timed calls, and the defaults: 20, even). The fake model's
-    calls take set times on a fake clock (every wall clock the exercise allows, ``timeit`` included: see
-    ``checks._clock``), so the answer is exact and the check instant.
-    """
-    for warmup, repeats, durations_ms in _LATENCY_CASES:
-        clock = FakeClock()
-        fake = FakeModel(clock, [d / 1000 for d in durations_ms])
-        batch = ["an email"] * 4
-        args = () if warmup is None else (warmup, repeats)
-        with fake_time(fn, clock):
-            out = call_learner(fn, fake, batch, *args)
-        what = (f"median_latency with warmup={warmup}, repeats={repeats}" if args else
-                "median_latency with its defaults (warmup=3, repeats=20)")
-        warmup, repeats = (3, 20) if warmup is None else (warmup, repeats)
-        value = _scalar(out)
-        if value is None:
-            raise AssertionError(f"{what}: returned a {type(out).__name__}; return one float (seconds).")
-        calls = len(fake.batches)
-        if calls == repeats:
-            raise AssertionError(f"{what}: no warm-up calls. The first calls of a model are slow (lazy set-up, "
-                                 "cold caches): call predict_fn `warmup` times untimed before timing.")
-        if calls != warmup + repeats:
-            raise AssertionError(f"{what}: predict_fn was called {calls} times, expected {warmup + repeats}: "
-                                 "`warmup` untimed calls, then `repeats` timed ones.")
-        if any(b is not batch and list(b) != batch for b in fake.batches):
-            raise AssertionError(f"{what}: pass the same batch to predict_fn on every call.")
-        timed = durations_ms[warmup:warmup + repeats]
-        expected = statistics.median(timed) / 1000
-        if math.isclose(value, expected, rel_tol=1e-6):
-            continue
-        ordered = sorted(timed)
-        candidates = {
-            "min": min(timed) / 1000, "max": max(timed) / 1000, "mean": statistics.mean(timed) / 1000,
-            "total": sum(timed) / 1000, "with_warmup": statistics.median(durations_ms[:warmup + repeats]) / 1000,
-            "ms": statistics.median(timed), "per_item": expected / len(batch),
-            "middle": [ordered[len(timed) // 2] / 1000, ordered[(len(timed) - 1) // 2] / 1000],
+    g = torch.Generator().manual_seed(404)
+    cases = []
+    for rows, classes, spread, temperature in ((1, 3, 2.0, 1.0), (4, 5, 3.0, 2.0), (7, 2, 1.5, 4.0),
+                                               (3, 4, 300.0, 100.0)):
+        student = torch.randn(rows, classes, generator=g, dtype=torch.float64) * spread
+        teacher = torch.randn(rows, classes, generator=g, dtype=torch.float64) * spread
+        cases.append((student, torch.softmax(teacher / temperature, dim=-1)))
+    return cases
+
+
+def _soft_variants(student, targets) -> dict:
+    import torch
+    import torch.nn.functional as F
+
+    log_q = F.log_softmax(student, dim=-1)
+    with torch.no_grad():
+        return {
+            "sl_sum": -(targets * log_q).sum(),
+            "sl_mean_classes": -(targets * log_q).mean(),
+            "sl_softmax": [-(targets * log_q.exp()).sum(-1).mean(), (targets * log_q.exp()).sum(-1).mean()],
+            "sl_sign": (targets * log_q).sum(-1).mean(),
+            "sl_hard": F.cross_entropy(student, targets.argmax(-1)),
+            "sl_kl": (targets * (targets.clamp_min(1e-300).log() - log_q)).sum(-1).mean(),
+            "sl_swapped": -(log_q.exp() * targets.clamp_min(1e-300).log()).sum(-1).mean(),
+            "sl_dim0": -(targets * F.log_softmax(student, dim=0)).sum(-1).mean(),
+            "sl_temperature": [-(targets * F.log_softmax(student / t, dim=-1)).sum(-1).mean() for t in (2.0, 4.0)],
         }
-        if clock.cpu_clock_read:
-            raise AssertionError(f"{what}: got {value:.6g} s, expected {expected:.6g} s: you measured "
-                                 + LATENCY_MISTAKES["cpu"])
-        for key, values in candidates.items():
-            if any(math.isclose(value, v, rel_tol=1e-6) for v in (values if isinstance(values, list) else [values])):
-                raise AssertionError(f"{what}: got {value:.6g} s, expected {expected:.6g} s: you returned "
-                                     + LATENCY_MISTAKES[key])
-        if value < min(timed) / 1000 * 0.5:
-            raise AssertionError(f"{what}: got {value:.6g} s, less than any call took ({min(timed):g} ms or more): "
-                                 "time each call with time.perf_counter(), before and after predict_fn(batch).")
-        raise AssertionError(f"{what}: got {value:.6g} s, expected {expected:.6g} s: time each of the `repeats` "
-                             "calls with time.perf_counter() and return the median of those times in seconds.")
+
+
+@learner_check("soft_label_loss", solution=answers.soft_label_loss)
+def check_soft_label_loss(fn: Callable) -> None:
+    """Check ``fn(student_logits, targets)``: cross-entropy against soft targets, averaged over the batch (exercise 4.2).
+
+    Four batches of different shapes (one row, two classes, logits in the hundreds) whose answers differ; the
+    gradient must reach ``student_logits`` and equal (softmax(student_logits) - targets) / batch.
+    """
+    import torch
+
+    ruled_out: set = set()
+    for student, targets in _soft_cases():
+        logits = student.clone().requires_grad_(True)
+        what = f"soft_label_loss on {tuple(student.shape)} logits (largest |logit| {student.abs().max():.3g})"
+        expected = -(targets * torch.log_softmax(student, dim=-1)).sum(-1).mean()
+        out = call_learner(fn, logits, targets.clone())
+        if not isinstance(out, torch.Tensor):
+            raise AssertionError(f"{what}: returned a {type(out).__name__}; return a torch scalar (a 0-d tensor) that "
+                                 "the training loop can call .backward() on.")
+        if out.numel() != 1:
+            raise AssertionError(f"{what}: returned shape {tuple(out.shape)}; return one number for the batch "
+                                 f"(.sum(dim=-1).mean()). {SOFT_HINTS['sl_mean_classes']}")
+        value = out.detach().double().reshape(())
+        if not torch.isfinite(value):
+            raise AssertionError(f"{what}: got {value.item()}. {SOFT_HINTS['sl_unstable']}")
+        same = lambda a, b: math.isclose(float(a), float(b), rel_tol=1e-4, abs_tol=1e-6)  # noqa: E731
+        keys = name_mistakes(value, expected, _soft_variants(student, targets), ruled_out, same)
+        if keys is not None:
+            hints = " ".join(SOFT_HINTS[k] for k in keys) or ("Compute -(targets * log_softmax(student_logits, "
+                                                                 "dim=-1)).sum(dim=-1).mean().")
+            raise AssertionError(f"{what}: got {float(value):.6g}, expected {float(expected):.6g}. {hints}")
+        if not out.requires_grad:
+            raise AssertionError(f"{what}: the result has no gradient: compute it from student_logits with torch "
+                                 "operations (no .detach(), .item() or numpy in between).")
+        (grad,) = torch.autograd.grad(out, logits, allow_unused=True)
+        if grad is None:
+            raise AssertionError(f"{what}: no gradient reaches student_logits: compute the loss from them with torch "
+                                 "operations (a new tensor made from a number has no path back to the logits).")
+        want = (torch.softmax(student, dim=-1) - targets) / len(student)
+        if not torch.allclose(grad.double(), want, rtol=1e-4, atol=1e-7):
+            raise AssertionError(f"{what}: the gradient with respect to student_logits is wrong (largest difference "
+                                 f"{(grad.double() - want).abs().max():.3g}); it should be (softmax(logits) - targets) "
+                                 "/ batch size.")
