@@ -137,16 +137,18 @@ def main(argv: list[str] | None = None) -> int:
 
     paths = args.notebooks or sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
     mode = "FAST" if config.is_fast() else "full"
-    rows = []
+    rows, cache_states = [], {}
     _RUN["signum"] = None
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for path in tqdm(paths, desc=f"lessons ({mode} mode)"):
+            before = _cache_files()
             ok, seconds, error = execute(path.resolve(), args.out, args.timeout)
             if _RUN["signum"] is not None:
                 rows.append((path.name, False, seconds, f"stopped by {signal.Signals(_RUN['signum']).name}"))
                 break
             rows.append((path.name, ok, seconds, error))
+            cache_states[path.name] = cache_state(before, _cache_files())
             tqdm.write(f"{'ok  ' if ok else 'FAIL'} {path.name} {seconds:8.1f} s {error}")
     finally:
         for sig, handler in previous.items():
@@ -159,14 +161,38 @@ def main(argv: list[str] | None = None) -> int:
     if stopped is not None:
         print(f"stopped by {signal.Signals(stopped).name} after {len(rows)} of {len(paths)} notebooks; "
               "the timings of the finished ones are kept")
-    record_timings(rows, mode)
+    record_timings(rows, mode, cache_states)
     if stopped is not None:
         return 128 + int(stopped)
     return 0 if all(ok for _, ok, _, _ in rows) else 1
 
 
-def record_timings(rows: list, mode: str) -> None:
-    """Merge the measured seconds of notebooks that ran fine into ``results/course_timings.json``."""
+def _cache_files() -> dict[str, tuple[int, int]]:
+    """``{path: (size, mtime_ns)}`` of every file in the course's cache folder."""
+    root = config.cache_dir()
+    found = {}
+    for path in root.rglob("*"):
+        try:
+            if path.is_file():
+                stat = path.stat()
+                found[str(path.relative_to(root))] = (stat.st_size, stat.st_mtime_ns)
+        except OSError:  # removed while we looked
+            continue
+    return found
+
+
+def cache_state(before: dict, after: dict) -> str:
+    """What a run did to the cache, measured: "warm (nothing built)" or "cold: N files (M MB) built in the run"."""
+    built = [name for name, stat in after.items() if before.get(name) != stat and not name.endswith(".lock")]
+    if not built:
+        return "warm (nothing built)"
+    megabytes = sum(after[name][0] for name in built) / 1e6
+    return f"cold: {len(built)} cache file{'s' if len(built) != 1 else ''} ({megabytes:,.0f} MB) built in the run"
+
+
+def record_timings(rows: list, mode: str, cache_states: dict | None = None) -> None:
+    """Merge the measured seconds of notebooks that ran fine, and what each did to the cache, into
+    ``results/course_timings.json``."""
     import json
 
     key = f"{mode.lower()}_{'gpu' if config.get_device().type == 'cuda' else 'cpu'}_s"
@@ -175,6 +201,8 @@ def record_timings(rows: list, mode: str) -> None:
     for name, ok, seconds, _ in rows:
         if ok:
             timings.setdefault(name, {})[key] = round(seconds, 1)
+            if cache_states and name in cache_states:
+                timings[name][key.removesuffix("_s") + "_cache"] = cache_states[name]
     path.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")
 
 

@@ -49,3 +49,21 @@ def test_a_stop_signal_stops_the_whole_run_with_the_table_so_far(tmp_path, signu
     assert f"| b_slow.ipynb | FAST | FAILED: stopped by {signal.Signals(signum).name} |" in out
     assert "c_never.ipynb" not in out and not (tmp_path / "ran").exists()
     assert "stopped by" in out
+
+
+def test_the_time_table_records_what_each_lesson_did_to_the_cache(tmp_path):
+    """Cold or warm is measured (files the run wrote to the cache), never typed."""
+    import json
+
+    cache = tmp_path / "cache"
+    builds = _notebook(tmp_path / "a_builds.ipynb", f"open({str(cache / 'teacher.bin')!r}, 'wb').write(b'x' * 10)")
+    reads = _notebook(tmp_path / "b_reads.ipynb", "print('nothing built')")
+    env = {**os.environ, "COURSE_FAST": "1", "COURSE_RESULTS_DIR": str(tmp_path / "results"),
+           "COURSE_CACHE_DIR": str(cache)}
+    cache.mkdir()
+    done = subprocess.run([sys.executable, "-m", "course_lib.run_course", str(builds), str(reads), "--out",
+                           str(tmp_path / "build")], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    timings = json.loads((tmp_path / "results" / "course_timings.json").read_text())
+    assert timings["a_builds.ipynb"]["fast_cpu_cache"].startswith("cold: 1 cache file")
+    assert timings["b_reads.ipynb"]["fast_cpu_cache"] == "warm (nothing built)"
