@@ -334,7 +334,14 @@ def build_model_card(results: dict | str | Path, *, title: str = "Model card: th
     (see the module docstring for the layout); anything missing reads "not measured".
     """
     if isinstance(results, (str, Path)):
-        results = json.loads(Path(results).read_text())
+        source = Path(results)
+        if not source.is_file():
+            raise ValueError(f"{source}: no such results file (run lesson 05 in full mode to write it)")
+        try:
+            results = json.loads(source.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise ValueError(f"{source} is not valid JSON ({exc}): re-run the lesson that writes it, or restore it "
+                             "from the repository (git checkout -- results/)") from None
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict or a path to a JSON file, got {type(results).__name__}")
     router: dict = results.get("router") or {}

@@ -256,3 +256,21 @@ def test_load_email_csv_on_a_directory_names_it(tmp_path):
     with pytest.raises(ValueError, match="is a directory, not a CSV file") as err:
         emails.load_email_csv(tmp_path)
     assert str(tmp_path) in str(err.value)
+
+
+@pytest.mark.parametrize("content", ['{"router": ', "not json at all", "\udcff"])
+def test_model_card_from_a_broken_results_file_is_a_clear_error(tmp_path, content):
+    from course_lib import modelcard
+
+    path = tmp_path / "lesson05.json"
+    path.write_bytes(content.encode("utf-8", errors="surrogateescape"))
+    with pytest.raises(ValueError, match="is not valid JSON"):
+        modelcard.build_model_card(path)
+
+
+def test_model_card_from_a_missing_or_folder_path_is_a_clear_error(tmp_path):
+    from course_lib import modelcard
+
+    for path in (tmp_path / "missing.json", tmp_path):
+        with pytest.raises(ValueError, match="no such results file"):
+            modelcard.build_model_card(path)
