@@ -146,9 +146,10 @@ def _digest(value) -> str:
     """sha256 of a tensor's or array's dtype, shape and bytes (what "changed in place" compares)."""
     import torch
 
-    array = value.detach().cpu().float().numpy() if isinstance(value, torch.Tensor) and value.dtype == torch.bfloat16 \
-        else (value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
-    array = np.ascontiguousarray(array)
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu()
+        value = (value.float() if value.dtype == torch.bfloat16 else value).numpy()
+    array = np.ascontiguousarray(value)
     return hashlib.sha256(f"{array.dtype}{array.shape}".encode() + array.tobytes()).hexdigest()
 
 
@@ -234,23 +235,19 @@ def make_recorder(namespace: dict, checks: dict, records: str, library: str):
     own = (os.path.join(library, "checks") + os.sep, os.path.join(library, "_sandbox.py"))
     setprofile, dump, join = _sys.setprofile, json.dump, os.path.join
 
-    def library_calls(fn, args, kwargs):
-        seen = set()
+    calls_seen: set = set()  # (file, first line, name) of the course_lib functions the learner's function ran
 
+    def profiled(fn, args, kwargs):
         def profile(frame, event, arg):
-            if event == "call":
-                code = frame.f_code
-                if code.co_filename.startswith(library) and not code.co_filename.startswith(own):
-                    seen.add((code.co_filename, code.co_firstlineno, code.co_name))
+            code = frame.f_code
+            if event == "call" and code.co_filename.startswith(library) and not code.co_filename.startswith(own):
+                calls_seen.add((code.co_filename, code.co_firstlineno, code.co_name))
 
         setprofile(profile)
         try:
-            return fn(*args, **kwargs), seen
+            return fn(*args, **kwargs)
         finally:
             setprofile(None)
-            calls_seen.update(seen)
-
-    calls_seen: set = set()
 
     def record(index: int, name: str) -> None:
         fn = namespace.get(name)
@@ -262,10 +259,7 @@ def make_recorder(namespace: dict, checks: dict, records: str, library: str):
             before = {key: _state(a) for key, a in _arguments(args, kwargs) if _data(a)}
             calls.append(entry)
             try:
-                if len(calls) <= 2:
-                    result, _ = library_calls(fn, args, kwargs)
-                else:
-                    result = fn(*args, **kwargs)
+                result = profiled(fn, args, kwargs) if len(calls) <= 2 else fn(*args, **kwargs)
             except BaseException as exc:
                 entry["raised"] = [type(exc).__name__, str(exc)[:2000]]
                 raise
@@ -295,8 +289,7 @@ def make_recorder(namespace: dict, checks: dict, records: str, library: str):
                 verdict, message = "failed", f"{type(exc).__name__}: {exc}"[:4000]
         library_ran = sorted({f"{os.path.relpath(f, library)}:{line}:{code}" for f, line, code in calls_seen})
         with open(join(records, f"{index}.json"), "w", encoding="utf-8") as f:
-            dump({"calls": calls, "verdict": verdict, "message": message, "library": library_ran,
-                  "identity": fn is namespace.get(name)}, f)
+            dump({"calls": calls, "verdict": verdict, "message": message, "library": library_ran}, f)
 
     return record
 

@@ -17,12 +17,14 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import test_grade
 from test_grade import BIAS, CHECK_BIAS, CHECK_KD, KD, SETUP, _notebook
 
 from course_lib import grade
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux's bubblewrap")
 
+solutions = test_grade.solutions  # the same two-exercise solutions folder (a module-scoped fixture)
 HONEST = tuple(f"honest_{i:02d}" for i in range(13))
 STUB_KD = "def kd_loss(student_logits, teacher_logits, temperature=1.0):\n    pass\n"
 
@@ -43,14 +45,6 @@ def _rows(book: Path) -> dict[str, dict]:
 
 class Class:
     """The graded class: paths, the gradebook's rows, what the grader printed, and the listeners' catch."""
-
-
-@pytest.fixture(scope="module")
-def solutions(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("solutions")
-    nbformat.write(_notebook(SETUP, KD, CHECK_KD, BIAS, CHECK_BIAS, points={CHECK_KD: 2}),
-                   str(folder / "02_two_exercises.ipynb"))
-    return folder
 
 
 @pytest.fixture(scope="module")

@@ -29,18 +29,13 @@ def student_ids(paths: Sequence[Path]) -> list[str]:
     ``groupA/alice.ipynb`` and ``groupB/alice.ipynb`` become ``groupA/alice`` and ``groupB/alice``;
     the same path given twice gets ``alice`` and ``alice (2)``.
     """
-    paths = [Path(p) for p in paths]
-    names = [student_id(p) for p in paths]
+    parts = [(*Path(p).resolve().parent.parts, student_id(p)) for p in paths]
     ids = []
-    for path, name in zip(paths, names):
-        if names.count(name) > 1:
-            parts = path.resolve().parts
-            depth = 2
-            while depth < len(parts) and sum(Path(*q.resolve().parts[-depth:]) == Path(*parts[-depth:])
-                                             for q in paths) > 1:
-                depth += 1
-            name = str(Path(*parts[-depth:])).removesuffix(".ipynb")
-        ids.append(name)
+    for mine in parts:
+        depth = 1  # the shortest tail of folders that no other file with the same name shares
+        while depth < len(mine) and any(other[-depth:] == mine[-depth:] and other != mine for other in parts):
+            depth += 1
+        ids.append("/".join(mine[-depth:]))
     seen: dict[str, int] = {}
     unique = []
     for name in ids:
@@ -236,7 +231,7 @@ def library_answer(source: str, function: str) -> Optional[str]:
     """Why the learner's ``source`` for ``function`` is the library's own answer, read from its text (or None).
 
     The sandbox also records, by identity, whether the function ran the library's code while it was
-    checked (:func:`course_lib._sandbox.library_calls`); this reading catches what is visible in the text.
+    checked (:func:`course_lib._sandbox.make_recorder`); this reading catches what is visible in the text.
     """
     import inspect
 
