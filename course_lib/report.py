@@ -1,10 +1,12 @@
-"""Render the README's results section from ``results/*.json`` (no number typed by hand).
+"""Render the course's results from ``results/*.json`` (no number typed by hand).
 
-    python -m course_lib.report          # rewrite README.md between the results markers
-    python -m course_lib.report --check  # exit 1 if README.md is not what the results give
+    python -m course_lib.report          # rewrite docs/results.md and README.md's summary table
+    python -m course_lib.report --check  # exit 1 if either is not what the results give
 
-The full-mode notebooks write ``results/lessonNN.json``; this module turns them into
-markdown tables placed between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
+The full-mode notebooks write ``results/lessonNN.json`` (and ``make course`` writes
+``results/course_timings.json``). :func:`render` turns them into the full tables of
+``docs/results.md``; :func:`summary` into the one-row-per-lesson table placed in README.md
+between ``<!-- results:begin -->`` and ``<!-- results:end -->``.
 """
 from __future__ import annotations
 
@@ -315,7 +317,7 @@ def goals(r: dict) -> str:
 
 
 def render(root: Path = REPO_ROOT) -> str:
-    """The markdown of the results section."""
+    """The markdown of every lesson's full results (the body of ``docs/results.md``)."""
     parts = []
     for name, renderer in RENDERERS.items():
         result = _load(name, root)
@@ -323,31 +325,127 @@ def render(root: Path = REPO_ROOT) -> str:
             parts.append(renderer(result) + (f"\n\n{goals(result)}" if result.get("goals") else ""))
     if not parts:
         parts.append("No full-mode results yet: run `make course`.")
+    timings = _load("course_timings.json", root)
+    if timings:
+        parts.append(run_times(timings))
     return "\n\n".join(parts)
 
 
+def run_times(timings: dict) -> str:
+    """Each lesson's last full-mode run time on the CPU (``make course``), with the cache state it ran with."""
+    lines = ["**Lesson run times** (`results/course_timings.json`, written by `make course`: each lesson's last "
+             "full-mode run on the CPU, kernel start included, with what the cache held):", "",
+             "| notebook | run time | cache |", "|---|---:|---|"]
+    for name, t in timings.items():
+        if "full_cpu_s" in t:
+            s = t["full_cpu_s"]
+            lines.append(f"| {name} | {f'{s / 60:.1f} min' if s >= 120 else f'{s:.0f} s'} "
+                         f"| {t.get('full_cpu_cache', 'not recorded')} |")
+    return "\n".join(lines)
+
+
+def _headline02(r: dict) -> str:
+    return (f"test errors out of 10,000: soft-target student {mean_std(r['soft_target_errors'])}, baseline "
+            f"{mean_std(r['baseline_errors'])}, teacher {r['teacher_errors']} (Hinton et al.: 74 and 146)")
+
+
+def _headline03(r: dict) -> str:
+    shifted = {m: statistics.mean(v["shifted_test_accuracy"]) for m, v in r["methods"].items()}
+    best = max((m for m in shifted if m not in ("baseline", "soft targets")), key=shifted.get)
+    params = r["methods"]["baseline"]["params"]
+    return (f"shifted-digit test accuracy of a {params:,}-parameter student: baseline {100 * shifted['baseline']:.1f}%, "
+            f"soft targets {100 * shifted['soft targets']:.1f}%, best hidden-state method ({best}) "
+            f"{100 * shifted[best]:.1f}%")
+
+
+def _headline04(r: dict) -> str:
+    return (f"test accuracy: teacher {100 * r['teacher']['accuracy']:.1f}%, soft-target student "
+            f"{100 * r['soft_targets']['accuracy']:.1f}%, baseline {100 * r['baseline']['accuracy']:.1f}%; the student "
+            f"serves {r['throughput_ratio']:,.0f}x the teacher's emails/s")
+
+
+def _headline05(r: dict) -> str:
+    c = r["router"]["cascade"]
+    return (f"a cascade (threshold chosen on validation) reaches {100 * c['accuracy']:.1f}% test accuracy (teacher "
+            f"{100 * c['teacher_accuracy']:.1f}%, student {100 * c['student_accuracy']:.1f}%) with the teacher "
+            f"reading {100 * c['share_to_teacher']:.1f}% of emails")
+
+
+def _headline06(r: dict) -> str:
+    rows = {row["model"]: row for row in r["mnist"]["rows"]}
+    chosen, base = r["mnist"]["chosen_on_validation"], rows.get("student fp32")
+    if chosen not in rows or base is None:
+        return f"chosen on validation: {chosen}"
+    c = rows[chosen]
+    return (f"chosen on validation: {chosen}: {c['test_errors']} test errors in {c['bytes']:,} bytes "
+            f"({base['bytes'] / c['bytes']:.1f}x smaller than the fp32 student, which makes {base['test_errors']})")
+
+
+def _headline07(r: dict) -> str:
+    task, acc = r["task"], r["accuracy_by_length"]
+    beyond = [k for k in task["test_lengths"] if k > max(task["train_lengths"])]
+    names = {"student_ground_truth": "ground truth", "student_token_kd": "token KD", "student_sequence_kd": "sequence KD",
+             "student_token_and_sequence_kd": "both"}
+    means = [f"{name} {100 * statistics.mean(acc[m][str(k)] for k in beyond):.1f}%"
+             for m, name in names.items() if m in acc]
+    return (f"exact match on chains longer than any trained on (k={beyond[0]}-{beyond[-1]}), students trained on: "
+            + ", ".join(means) + f" (teacher {100 * statistics.mean(acc['teacher'][str(k)] for k in beyond):.1f}%)")
+
+
+HEADLINES = {"lesson02.json": ("02", _headline02), "lesson03.json": ("03", _headline03),
+             "lesson04.json": ("04", _headline04), "lesson05.json": ("05", _headline05),
+             "lesson06.json": ("06", _headline06), "lesson07.json": ("07", _headline07)}
+
+
+def summary(root: Path = REPO_ROOT) -> str:
+    """README's results table: one headline per lesson and how many of its goals it met."""
+    lines = ["| lesson | headline result (full mode) | goals met |", "|---|---|---|"]
+    for name, (number, headline) in HEADLINES.items():
+        result = _load(name, root)
+        if result is not None:
+            met = result.get("goals", {})
+            goal_cell = f"{sum(met.values())} of {len(met)}" if met else "-"
+            lines.append(f"| {number} | {headline(result)} | {goal_cell} |")
+    if len(lines) == 2:
+        return "No full-mode results yet: run `make course`."
+    return "\n".join(lines)
+
+
+RESULTS_DOC = "docs/results.md"
+RESULTS_HEADER = ("# Results\n\nEvery number below is rendered by `python -m course_lib.report` from the "
+                  "`results/*.json` files that the lessons write in full mode (`make course`); a test fails when "
+                  "this page is stale. FAST-mode runs (`COURSE_FAST=1`) never write here.\n\n")
+
+
 def updated_readme(root: Path = REPO_ROOT) -> str:
+    """README.md with its summary table between the results markers brought up to date."""
     text = (root / "README.md").read_text(encoding="utf-8")
     if BEGIN not in text or END not in text:
         raise SystemExit(f"README.md has no {BEGIN} ... {END} section")
     head, rest = text.split(BEGIN, 1)
     _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{render(root)}\n{END}{tail}"
+    return f"{head}{BEGIN}\n{summary(root)}\n{END}{tail}"
+
+
+def results_doc(root: Path = REPO_ROOT) -> str:
+    """The whole of ``docs/results.md``."""
+    return RESULTS_HEADER + render(root) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.report", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true")
     args = parser.parse_args(argv)
-    new = updated_readme()
-    path = REPO_ROOT / "README.md"
+    targets = {REPO_ROOT / "README.md": updated_readme(), REPO_ROOT / RESULTS_DOC: results_doc()}
+    stale = [path for path, new in targets.items()
+             if not path.exists() or new != path.read_text(encoding="utf-8")]
     if args.check:
-        if new != path.read_text(encoding="utf-8"):
-            print("README.md results are stale: run `python -m course_lib.report`", file=sys.stderr)
-            return 1
-        return 0
-    path.write_text(new, encoding="utf-8")
-    print("README.md results section updated")
+        for path in stale:
+            print(f"{path.relative_to(REPO_ROOT)} is stale: run `python -m course_lib.report`", file=sys.stderr)
+        return 1 if stale else 0
+    for path in stale:
+        path.write_text(targets[path], encoding="utf-8")
+    print("up to date: " + ", ".join(str(p.relative_to(REPO_ROOT)) for p in targets))
     return 0
 
 

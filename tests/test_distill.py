@@ -139,8 +139,31 @@ def test_report_renders_lesson02(tmp_path):
     assert "| 800-800 soft-target student, T=20 | 82.0 ± 2.0 | 74 |" in text
     assert "baseline 900.0 test errors, soft-target student 700.0" in text
     assert "97.0% after raising the class-3 bias by 3.00 on average" in text
+    assert report.results_doc(tmp_path) == report.RESULTS_HEADER + text + "\n"
+    # README.md gets one headline row per lesson, between the markers, the rest untouched.
+    summary = report.summary(tmp_path)
+    assert summary.splitlines()[2] == ("| 02 | test errors out of 10,000: soft-target student 82.0 ± 2.0, baseline "
+                                       "160.0 ± 10.0, teacher 60 (Hinton et al.: 74 and 146) | - |")
     (tmp_path / "README.md").write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nrest\n")
-    assert report.updated_readme(tmp_path) == f"intro\n{report.BEGIN}\n{text}\n{report.END}\nrest\n"
+    assert report.updated_readme(tmp_path) == f"intro\n{report.BEGIN}\n{summary}\n{report.END}\nrest\n"
+
+
+def test_report_summary_headlines_and_run_times(tmp_path):
+    assert report.summary(tmp_path) == "No full-mode results yet: run `make course`."
+    (tmp_path / "results").mkdir()
+    lesson06 = {"mnist": {"chosen_on_validation": "small int8", "rows": [
+        {"model": "student fp32", "test_errors": 70, "bytes": 4000}, {"model": "small int8", "test_errors": 75,
+                                                                         "bytes": 500}]},
+        "goals": {"a": True, "b": False}}
+    (tmp_path / "results" / "lesson06.json").write_text(json.dumps(lesson06))
+    row = report.summary(tmp_path).splitlines()[-1]
+    assert row == ("| 06 | chosen on validation: small int8: 75 test errors in 500 bytes (8.0x smaller than the fp32 "
+                   "student, which makes 70) | 1 of 2 |")
+    timings = {"00.ipynb": {"fast_cpu_s": 7.0}, "02.ipynb": {"full_cpu_s": 1164.0, "full_cpu_cache": "warm"},
+               "03.ipynb": {"full_cpu_s": 95.4}}
+    text = report.run_times(timings)
+    assert "00.ipynb" not in text  # FAST runs never reach the results page
+    assert "| 02.ipynb | 19.4 min | warm |" in text and "| 03.ipynb | 95 s | not recorded |" in text
 
 
 def test_report_renders_lesson04_with_the_course_vocabulary():
