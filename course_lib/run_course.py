@@ -8,7 +8,8 @@ Each notebook runs in a fresh kernel from its own folder; the executed copy goes
 is reported and the others still run; the exit code says whether all passed. The kernel
 talks to the runner over Unix sockets (Jupyter's ``ipc`` transport), not unencrypted TCP.
 Ctrl-C or SIGTERM stops the whole run: the current kernel is shut down, the time table so
-far is printed, and the exit code is 130 (Ctrl-C) or 143 (SIGTERM).
+far is printed, and the exit code is 130 (Ctrl-C) or 143 (SIGTERM). A full-mode run ends by
+re-rendering ``docs/results.md`` and README.md's summary from ``results/`` (``course_lib.report``).
 """
 from __future__ import annotations
 
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"stopped by {signal.Signals(stopped).name} after {len(rows)} of {len(paths)} notebooks; "
               "the timings of the finished ones are kept")
     record_timings(rows, mode, cache_states)
+    if mode == "full" and config.results_dir() == REPO_ROOT / "results":
+        from . import report
+
+        report.main([])  # the full-mode results just written: re-render docs/results.md and README's summary
     if stopped is not None:
         return 128 + int(stopped)
     return 0 if all(ok for _, ok, _, _ in rows) else 1
