@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import router
+from course_lib import hashing, router
 from course_lib.router import MINILM_SHA256, NgramStudent, TextTeacher
 from course_lib.router._inputs import as_texts
 from tolerance import FORWARD_PASS, approx32, close32, kd_magnitude
@@ -303,7 +303,7 @@ def teacher_model():
 
 
 def test_packaged_weights_checksum(teacher_model):
-    router.verify_sha256(teacher_model / "model.safetensors", MINILM_SHA256)
+    hashing.verify_sha256(teacher_model / "model.safetensors", MINILM_SHA256)
 
 
 def test_teacher_loads_offline_and_embeds(no_network, tmp_path, monkeypatch):
