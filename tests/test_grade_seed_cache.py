@@ -23,6 +23,7 @@ def fake_kernel(tmp_course_dirs, monkeypatch):
         (workdir / "cache" / "logits-abc.safetensors").write_bytes(b"logits %d" % len(runs))
         (workdir / "cache" / "teachers" / "teacher.safetensors").write_bytes(b"teacher")
         (workdir / "cache" / "logits-abc.safetensors.lock").write_bytes(b"")
+        (workdir / "cache" / ".big.safetensors.12-abcd_123.tmp").write_bytes(b"a write cut short")
 
     monkeypatch.setattr(sandbox, "kernel_manager", lambda *a, **k: None)
     monkeypatch.setattr(sandbox, "_client", lambda nb, km, timeout, workdir, **k: workdir)
@@ -40,7 +41,7 @@ def test_the_seed_cache_is_built_once_sealed_and_reused(fake_kernel):
     solution = solutions / "02_hinton_distillation.ipynb"
     assert folder.name == f"lesson02-v3-{hashing.sha256_file(solution)[:12]}"
     assert sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file()) == [
-        "logits-abc.safetensors", "teachers/teacher.safetensors"]  # regular cache files only, no lock
+        "logits-abc.safetensors", "teachers/teacher.safetensors"]  # regular cache files only: no lock, no .tmp
     seal = json.loads(folder.with_name(folder.name + ".sha256").read_text())
     assert seal["sha256"]["teachers/teacher.safetensors"] == hashing.sha256_file(folder / "teachers/teacher.safetensors")
     cache.verify_sealed(folder, key=solution.name)

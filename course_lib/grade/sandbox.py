@@ -206,12 +206,12 @@ async def _kill(client) -> None:
 
 
 def copy_regular_files(source: Path, target: Path) -> None:
-    """Copy the regular files under ``source`` into ``target``: never links, pipes, devices or lock files."""
+    """Copy the regular files under ``source`` into ``target``: never links, pipes, devices, lock or temporary files."""
     for root, _dirs, files in os.walk(source, followlinks=False):
         relative = Path(root).relative_to(source)
         for name in files:
             path = Path(root) / name
-            if path.is_symlink() or not path.is_file() or name.endswith(".lock"):
+            if path.is_symlink() or not path.is_file() or name.endswith((".lock", ".tmp")):
                 continue
             (target / relative).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target / relative / name, follow_symlinks=False)
