@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from . import models
+from . import cache, models
 from .router.student import NgramStudent
 
 #: Layer types whose ``weight`` :func:`prune_magnitude` prunes and :func:`sparsity` counts.
@@ -230,6 +230,9 @@ def export_onnx(model: nn.Module, example_input, path: PathLike,
     """Export ``model`` to one self-contained ONNX file (weights inside) with a free first dimension.
 
     Uses ``torch.onnx.export(..., dynamo=True)``, the maintained ``torch.export``-based exporter.
+    The file is written atomically and sealed (:func:`course_lib.cache.seal`: ``<path>.sha256`` beside
+    it), so :class:`OnnxModel` refuses it if a byte changes afterwards.
+
     Args:
         example_input: a tensor or a tuple of tensors the model takes (any first dimension).
         input_names: names of the ONNX inputs (default ``x`` or ``input0``, ``input1``, ...).
@@ -241,10 +244,11 @@ def export_onnx(model: nn.Module, example_input, path: PathLike,
     cpu_model = copy.deepcopy(model).cpu().eval()
     dynamic = tuple({0: torch.export.Dim.DYNAMIC} for _ in inputs)
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_logs():
-        torch.onnx.export(cpu_model, inputs, str(path), input_names=names, output_names=["logits"],
-                          dynamic_shapes=dynamic, dynamo=True, external_data=False, verbose=False)
+        cache.atomic_write(path, lambda tmp: torch.onnx.export(
+            cpu_model, inputs, str(tmp), input_names=names, output_names=["logits"], dynamic_shapes=dynamic,
+            dynamo=True, external_data=False, verbose=False))
+    cache.seal(path)
     return path
 
 
@@ -266,7 +270,8 @@ def quantize_onnx_int8(src: PathLike, dst: PathLike, per_channel: bool = True,
 
     Weights of MatMul/Gemm and Gather (embedding tables) become int8 with a scale per tensor (or per
     output channel); activations are quantised on the fly at run time. Nothing is trained: the
-    model computes what it learned, at lower precision.
+    model computes what it learned, at lower precision. ``src`` must match its seal (written by
+    :func:`export_onnx`); ``dst`` is written atomically and sealed in turn.
 
     Args:
         per_channel: one scale per output channel of each weight matrix (smaller rounding error).
@@ -276,16 +281,21 @@ def quantize_onnx_int8(src: PathLike, dst: PathLike, per_channel: bool = True,
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    cache.verify_sealed(src)
     dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
     with _quiet_logs():
-        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=per_channel,
-                        op_types_to_quantize=list(op_types) if op_types else None)
+        cache.atomic_write(dst, lambda tmp: quantize_dynamic(
+            str(src), str(tmp), weight_type=QuantType.QInt8, per_channel=per_channel,
+            op_types_to_quantize=list(op_types) if op_types else None))
+    cache.seal(dst)
     return dst
 
 
 class OnnxModel:
     """An ONNX file run by ONNX Runtime on the CPU (introduced in lesson 06).
+
+    The file must match the seal :func:`export_onnx` or :func:`quantize_onnx_int8` wrote beside it
+    (checked before ONNX Runtime reads it): a changed byte is a :class:`course_lib.cache.CacheError`.
 
     Args:
         path: the ``.onnx`` file.
@@ -295,6 +305,7 @@ class OnnxModel:
     def __init__(self, path: PathLike, threads: int = 1):
         import onnxruntime as ort
 
+        cache.verify_sealed(path)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1

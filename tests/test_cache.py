@@ -1,5 +1,4 @@
 import os
-import pickle
 import shutil
 import struct
 
@@ -49,8 +48,9 @@ def test_load_checkpoint_refuses_pickled_code(tmp_path):
 
     path = tmp_path / "evil.pt"
     torch.save({"state_dict": Evil()}, path)
-    with pytest.raises(pickle.UnpicklingError):
+    with pytest.raises(cache.CacheError, match="evil.pt: it cannot be read") as err:  # never unpickled
         cache.load_checkpoint(models.MLP(hidden=(2,), in_features=2, num_classes=2), path)
+    assert err.value.reason == "unreadable" and isinstance(err.value, ValueError)
 
 
 def test_save_and_load_checkpoint_round_trip(tmp_path):
@@ -117,7 +117,7 @@ def test_cached_tensors_of_the_wrong_shape_dtype_or_keys_are_refused(tmp_course_
     cfg = {"inputs": "three rows"}
     expected = {"logits": ((3, 10), torch.float32)}
     right = {"logits": torch.arange(30.0).reshape(3, 10)}
-    cache._save_artefact(cache.artefact_path("logits", cfg), "logits", cfg, bad)  # valid key and checksum
+    cache.save_verified(cache.artefact_path("logits", cfg), bad, key=cfg)  # valid key and checksum
     with pytest.warns(UserWarning, match=cause):
         got, hit = cache.cached_tensors("logits", cfg, lambda: right, expected)
     assert not hit and torch.equal(got["logits"], right["logits"])
@@ -132,12 +132,26 @@ def test_compute_returning_the_wrong_shape_is_an_error_not_a_cache_entry(tmp_cou
 
 
 def test_an_old_format_file_is_moved_aside(tmp_course_dirs):
+    """A safetensors file without the store's record (an earlier course, another program) is refused."""
+    from safetensors.torch import save_file
+
     cfg = {"n": 2}
     path = cache.artefact_path("logits", cfg)
-    torch.save({"logits": torch.ones(2)}, path)  # the unverified layout of earlier versions
-    with pytest.warns(UserWarning, match="not a verified course artefact"):
-        _, hit = cache.cached_tensors("logits", cfg, lambda: {"logits": torch.zeros(2)})
-    assert not hit
+    save_file({"logits": torch.ones(2)}, str(path))
+    with pytest.warns(UserWarning, match="not a verified course file"):
+        got, hit = cache.cached_tensors("logits", cfg, lambda: {"logits": torch.zeros(2)})
+    assert not hit and torch.equal(got["logits"], torch.zeros(2))
+
+
+def test_format_2_cache_files_are_never_read_and_the_entry_is_rebuilt(tmp_course_dirs):
+    """FORMAT 2 wrote ``torch.save`` blobs to ``<name>-<hash>.pt``; format 3 looks only for ``.safetensors``."""
+    cfg = {"n": 2}
+    path = cache.artefact_path("logits", cfg)
+    assert cache.FORMAT == 3 and path.suffix == ".safetensors"
+    old = path.with_suffix(".pt")
+    torch.save({"format": 2, "key": "{}", "checksum": "", "payload": {"logits": torch.ones(2)}}, old)
+    got, hit = cache.cached_tensors("logits", cfg, lambda: {"logits": torch.zeros(2)})
+    assert not hit and torch.equal(got["logits"], torch.zeros(2)) and path.is_file()
 
 
 def test_a_second_corruption_keeps_the_first_corrupt_file(tmp_course_dirs):
@@ -171,10 +185,14 @@ def test_load_checkpoint_verifies_checksum_config_and_shapes(tmp_path):
         cache.load_checkpoint(models.MLP(hidden=(5,), in_features=3, num_classes=2), path, {"hidden": [6]})
     with pytest.raises(cache.CacheError, match="shape"):
         cache.load_checkpoint(models.MLP(hidden=(7,), in_features=3, num_classes=2), path)
-    blob = torch.load(path, weights_only=True)
-    first = next(iter(blob["payload"]))
-    blob["payload"][first] = blob["payload"][first] + 1
-    torch.save(blob, path)
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    with safe_open(str(path), framework="pt") as f:
+        record = f.metadata()
+    tensors = load_file(str(path))
+    first = next(iter(tensors))
+    save_file({**tensors, first: tensors[first] + 1}, str(path), metadata=record)  # the old record, new weights
     with pytest.raises(cache.CacheError, match="checksum"):
         cache.load_checkpoint(models.MLP(hidden=(5,), in_features=3, num_classes=2), path)
 
@@ -200,4 +218,199 @@ def test_two_processes_filling_one_cache_entry_both_succeed(tmp_path):
     assert [run.returncode for run in runs] == [0, 0], [err[-2000:] for _, err in outputs]
     assert sorted(out for out, _ in outputs) == ["computed", "hit"]
     files = sorted(p.name for p in (tmp_path / "cache").iterdir())
-    assert len([f for f in files if f.endswith(".pt")]) == 1 and not [f for f in files if "corrupt" in f or f.endswith(".tmp")]
+    assert len([f for f in files if f.endswith(".safetensors")]) == 1
+    assert not [f for f in files if "corrupt" in f or f.endswith(".tmp")]
+
+
+# ----------------------------------------------------------------------------- the one verified store (issue 23)
+def _verified_file(tmp_path):
+    tensors = {"w": torch.arange(12.0).reshape(3, 4), "ids": torch.arange(5), "mask": torch.tensor([True, False])}
+    path = cache.save_verified(tmp_path / "sub" / "t.safetensors", tensors, key={"n": 3}, meta={"note": "hi"})
+    return path, tensors
+
+
+def test_save_verified_writes_plain_safetensors_with_its_record(tmp_path):
+    """Any safetensors reader sees the same tensors; the record is the store's format, key, meta and checksum."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from course_lib import config, hashing
+
+    path, tensors = _verified_file(tmp_path)
+    plain = load_file(str(path))
+    assert set(plain) == set(tensors) and all(torch.equal(plain[k], v) for k, v in tensors.items())
+    with safe_open(str(path), framework="pt") as f:
+        record = f.metadata()
+    key = config.canonical_json({"n": 3})
+    assert record["course_format"] == "3" and record["key"] == key and record["meta"] == '{"note": "hi"}'
+    assert record["checksum"] == hashing.tensors_sha256(
+        tensors, header=f"course_format=3\nkey={key}\nmeta={record['meta']}\n")
+    got, meta = cache.load_verified(path, key={"n": 3}, expected={"w": ((3, 4), torch.float32), "ids": ((5,), None),
+                                                                  "mask": (None, torch.bool)})
+    assert meta == {"note": "hi"} and all(torch.equal(got[k], v) for k, v in tensors.items())
+
+
+def test_save_verified_copes_with_tied_and_strided_tensors(tmp_path):
+    base = torch.arange(6.0).reshape(2, 3)
+    path = cache.save_verified(tmp_path / "t.safetensors", {"a": base, "tied": base, "t": base.T})
+    got, _ = cache.load_verified(path)
+    assert torch.equal(got["t"], base.T) and torch.equal(got["tied"], base)
+
+
+@pytest.mark.parametrize("spoil, reason", [
+    (lambda b: b[:-3], "unreadable"),
+    (lambda b: b[: len(b) // 2], "unreadable"),
+    (lambda b: b[:4], "unreadable"),
+    (lambda b: b"", "unreadable"),
+    (lambda b: b + b"\x00", "unreadable"),
+    (lambda b: b[:-1] + bytes([b[-1] ^ 1]), "checksum"),  # one bit of the last tensor
+    (lambda b: b.replace(b'\\"hi\\"', b'\\"ho\\"'), "checksum"),  # the meta in the header
+    (lambda b: b.replace(b'\\"n\\": 3', b'\\"n\\": 4'), "key"),  # the key in the header
+    (lambda b: b.replace(b'"course_format":"3"', b'"course_format":"2"'), "format"),
+])
+def test_load_verified_refuses_a_spoiled_file_by_name(tmp_path, spoil, reason):
+    path, _ = _verified_file(tmp_path)
+    spoiled = spoil(path.read_bytes())
+    assert spoiled != path.read_bytes()
+    path.write_bytes(spoiled)
+    with pytest.raises(cache.CacheError) as err:
+        cache.load_verified(path, key={"n": 3})
+    assert err.value.reason == reason and str(path) in str(err.value) and err.value.path == path
+
+
+def test_load_verified_checks_every_data_byte(tmp_path):
+    """Any single changed byte after the header is refused (every tensor byte is in the checksum)."""
+    path, _ = _verified_file(tmp_path)
+    blob = path.read_bytes()
+    start = 8 + struct.unpack("<Q", blob[:8])[0]
+    for at in range(start, len(blob)):
+        path.write_bytes(blob[:at] + bytes([blob[at] ^ 0x10]) + blob[at + 1:])
+        with pytest.raises(cache.CacheError, match="checksum"):
+            cache.load_verified(path)
+
+
+def test_load_verified_on_missing_and_folder(tmp_path):
+    with pytest.raises(cache.CacheError, match="no file at") as err:
+        cache.load_verified(tmp_path / "nothing.safetensors")
+    assert err.value.reason == "missing"
+    with pytest.raises(cache.CacheError, match="it is a folder"):
+        cache.load_verified(tmp_path)
+
+
+# ----------------------------------------------------------------------------- sealed files and folders
+def test_a_sealed_file_is_refused_after_a_changed_byte_and_without_its_seal(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_bytes(b"\x08\x07" * 1000)
+    seal = cache.seal(path, key="k")
+    assert seal == tmp_path / "model.onnx.sha256"
+    cache.verify_sealed(path)
+    cache.verify_sealed(path, key="k")
+    with pytest.raises(cache.CacheError, match="another config"):
+        cache.verify_sealed(path, key="other")
+    path.write_bytes(b"\x08\x07" * 999 + b"\x08\x06")
+    with pytest.raises(cache.CacheError, match="model.onnx: its sha256 does not match its seal"):
+        cache.verify_sealed(path)
+    seal.write_text("{not json")
+    with pytest.raises(cache.CacheError, match="seal model.onnx.sha256 is unreadable"):
+        cache.verify_sealed(path)
+    seal.unlink()
+    with pytest.raises(cache.CacheError, match="has no seal model.onnx.sha256"):
+        cache.verify_sealed(path)
+
+
+def test_a_sealed_folder_catches_a_changed_added_or_removed_file(tmp_path):
+    folder = tmp_path / "seed"
+    (folder / "teachers").mkdir(parents=True)
+    (folder / "a.safetensors").write_bytes(b"a")
+    (folder / "teachers" / "b.safetensors").write_bytes(b"b")
+    (folder / "a.safetensors.lock").write_bytes(b"")
+    cache.seal(folder)
+    (folder / "c.safetensors.lock").write_bytes(b"")  # lock files are not content
+    cache.verify_sealed(folder)
+    for spoil, named in [(lambda: (folder / "teachers" / "b.safetensors").write_bytes(b"B"), "teachers/b.safetensors"),
+                         (lambda: (folder / "planted.txt").write_text("x"), "planted.txt"),
+                         (lambda: (folder / "a.safetensors").unlink(), "a.safetensors")]:
+        cache.seal(folder)
+        spoil()
+        with pytest.raises(cache.CacheError, match=named):
+            cache.verify_sealed(folder)
+
+
+# ----------------------------------------------------------------------------- a dead write's leftovers
+def _tmp_of(folder, pid, name="x.safetensors"):
+    path = folder / f".{name}.{pid}-abcd_123.tmp"
+    path.write_bytes(b"half a file")
+    return path
+
+
+def test_stale_tmp_of_a_dead_writer_is_removed_a_live_ones_kept(tmp_path):
+    import subprocess
+    import sys
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        dead = _tmp_of(tmp_path, dead_pid)
+        mine, other_live = _tmp_of(tmp_path, os.getpid()), _tmp_of(tmp_path, live.pid, "y.onnx")
+        legacy_old, legacy_new = tmp_path / ".z.pt.k2j4_x9q.tmp", tmp_path / ".z.pt.aaaa1111.tmp"
+        legacy_old.write_bytes(b"old")
+        os.utime(legacy_old, (0, 0))
+        legacy_new.write_bytes(b"new")
+        unrelated = tmp_path / "notes.tmp"
+        unrelated.write_bytes(b"mine")
+        os.utime(unrelated, (0, 0))
+        assert sorted(cache.remove_stale_tmp(tmp_path)) == sorted([dead, legacy_old])
+        assert mine.exists() and other_live.exists() and legacy_new.exists() and unrelated.exists()
+        os.utime(other_live, (0, 0))  # over an hour old: no write takes that long, whoever holds the pid
+        assert cache.remove_stale_tmp(tmp_path) == [other_live]
+    finally:
+        live.kill()
+        live.wait()
+
+
+def test_a_killed_write_leaves_a_tmp_that_the_next_run_removes(tmp_course_dirs):
+    """A writer killed mid-write (SIGKILL) leaves its .tmp; the next use of the cache removes it."""
+    import signal
+    import subprocess
+    import sys
+
+    folder = cache.config.cache_dir()
+    script = ("import sys, time\nfrom pathlib import Path\nfrom course_lib import cache\n"
+              "def write(tmp):\n    tmp.write_bytes(b'x' * 1_000_000)\n    print('writing', flush=True)\n"
+              "    time.sleep(60)\n"
+              "cache.atomic_write(Path(sys.argv[1]) / 'big.safetensors', write)\n")
+    writer = subprocess.Popen([sys.executable, "-c", script, str(folder)], stdout=subprocess.PIPE, text=True,
+                              env={**os.environ, "COURSE_CACHE_DIR": str(folder)})
+    assert writer.stdout.readline().strip() == "writing"
+    leftovers = list(folder.glob(".big.safetensors.*.tmp"))
+    assert len(leftovers) == 1 and str(writer.pid) in leftovers[0].name
+    cache.remove_stale_tmp(folder)
+    assert leftovers[0].exists()  # its writer is alive: kept
+    writer.send_signal(signal.SIGKILL)
+    writer.wait()
+    assert leftovers[0].exists()
+    cache.cached_tensors("logits", {"n": 1}, lambda: {"logits": torch.zeros(1)})
+    assert not leftovers[0].exists() and not list(folder.glob("*.tmp")) and not list(folder.glob(".*.tmp"))
+
+
+def test_two_processes_saving_one_file_at_once_leave_one_whole_file(tmp_path):
+    """No lock around save_verified: each writes its own .tmp and renames; the file is one writer's, whole."""
+    import subprocess
+    import sys
+
+    script = ("import sys, torch\nfrom course_lib import cache\n"
+              "v = float(sys.argv[2])\n"
+              "for _ in range(30):\n"
+              "    cache.save_verified(sys.argv[1], {'w': torch.full((200_000,), v)}, key={'k': 1})\n")
+    path = tmp_path / "shared.safetensors"
+    runs = [subprocess.Popen([sys.executable, "-c", script, str(path), str(v)], stderr=subprocess.PIPE, text=True)
+            for v in (1.0, 2.0)]
+    reads = 0
+    while any(run.poll() is None for run in runs):
+        if path.exists():
+            got, _ = cache.load_verified(path, key={"k": 1})  # never half a file, never a mix of both
+            assert got["w"].unique().tolist() in ([1.0], [2.0])
+            reads += 1
+    assert [run.wait() for run in runs] == [0, 0], [run.stderr.read()[-2000:] for run in runs]
+    assert reads > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["shared.safetensors"]

@@ -1,6 +1,7 @@
 """course_lib.compress against independent computations: zeros counted by hand, kept units' outputs,
 the file actually written, PyTorch's own outputs; and no deprecated API on the way (warnings as errors)."""
 import gzip
+import struct
 import warnings
 
 import numpy as np
@@ -148,7 +149,8 @@ def test_flat_ngram_student_equals_embedding_bag(student):
 
 def test_onnx_export_matches_pytorch_and_int8_is_smaller(mlp, images, tmp_path):
     path = compress.export_onnx(mlp, images[:2], tmp_path / "mlp.onnx")
-    assert list(tmp_path.iterdir()) == [path]  # one self-contained file, weights inside
+    # one self-contained file, weights inside, and its seal (the sha256 OnnxModel checks)
+    assert sorted(tmp_path.iterdir()) == [path, tmp_path / "mlp.onnx.sha256"]
     reference = mlp(images).detach()
     fp32 = compress.OnnxModel(path).predict_logits(images, batch_size=10)  # a batch size other than the export's
     report = compress.equivalence(reference, fp32)
@@ -168,6 +170,40 @@ def test_router_student_exports_and_serves(student, tmp_path):
     assert compress.equivalence(student(ids, offsets).detach(), logits)["within_tolerance"]
     int8 = compress.OnnxModel(compress.quantize_onnx_int8(path, tmp_path / "r8.onnx")).predict_logits(ids, offsets)
     assert int8.shape == (len(TEXTS), 5)
+
+
+def test_an_onnx_file_with_a_changed_byte_is_refused_before_onnx_runtime_reads_it(mlp, images, tmp_path):
+    """Lesson 06's ONNX files were read back unverified (changed weights ran silently); now their seal is checked."""
+    from course_lib import cache
+
+    path = compress.export_onnx(mlp, images[:2], tmp_path / "mlp.onnx")
+    genuine = path.read_bytes()
+    reference = compress.OnnxModel(path).predict_logits(images)
+    weight = struct.pack("<f", float(mlp.state_dict()["head.bias"][0]))
+    at = genuine.rindex(weight)
+    path.write_bytes(genuine[:at] + struct.pack("<f", 1e3) + genuine[at + 4:])  # one weight, 4 bytes
+    import onnxruntime as ort  # unverified, the change runs silently:
+    changed = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"x": images.numpy()})[0]
+    assert not np.allclose(changed, reference.numpy(), atol=1.0)
+    with pytest.raises(cache.CacheError, match=r"mlp\.onnx: its sha256 does not match its seal"):
+        compress.OnnxModel(path)
+    with pytest.raises(cache.CacheError, match="does not match its seal"):
+        compress.quantize_onnx_int8(path, tmp_path / "int8.onnx")
+    assert not (tmp_path / "int8.onnx").exists()
+    (tmp_path / "mlp.onnx.sha256").unlink()
+    path.write_bytes(genuine)
+    with pytest.raises(cache.CacheError, match="has no seal mlp.onnx.sha256"):
+        compress.OnnxModel(path)
+    cache.seal(path)  # the documented way to trust a file made elsewhere
+    assert torch.equal(compress.OnnxModel(path).predict_logits(images), reference)
+
+
+def test_onnx_export_over_an_existing_file_is_atomic_and_resealed(mlp, student, images, tmp_path):
+    path = compress.export_onnx(mlp, images[:2], tmp_path / "m.onnx")
+    ids, offsets = student.featurize(TEXTS)
+    compress.export_onnx(compress.FlatNgramStudent(student), (ids[:5], offsets[:2]), path, input_names=["ids", "offsets"])
+    assert compress.OnnxModel(path).input_names == ["ids", "offsets"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.sha256"]  # no .tmp left
 
 
 def test_equivalence_counts_argmax_differences():

@@ -170,15 +170,6 @@ def test_random_shift_matches_roll_with_zero_fill():
         assert torch.equal(out[i], expected)
 
 
-@pytest.mark.parametrize("algorithm", ["md5", "sha256"])
-def test_file_digest_matches_hashlib_on_the_bytes(tmp_path, algorithm):
-    path = tmp_path / "blob.bin"
-    payload = bytes(range(256)) * 5000  # > 1 MiB: several chunks
-    path.write_bytes(payload)
-    assert data.file_digest(path, algorithm) == hashlib.new(algorithm, payload).hexdigest()
-    assert data.file_digest(str(path), algorithm) == hashlib.new(algorithm, payload).hexdigest()
-
-
 # ----------------------------------------------------------------------------- bad paths (issue 9)
 @pytest.fixture
 def synthetic_source(tmp_path, monkeypatch):

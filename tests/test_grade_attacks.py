@@ -20,7 +20,7 @@ import pytest
 import test_grade
 from test_grade import BIAS, CHECK_BIAS, CHECK_KD, KD, SETUP, _notebook
 
-from course_lib import grade
+from course_lib import cache, grade
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the sandbox is Linux's bubblewrap")
 
@@ -235,7 +235,7 @@ def test_no_submission_can_overwrite_another_or_plant_files_in_the_seed_cache(gr
     assert graded.book.is_file()  # no folder was planted at the gradebook's path
     planted = [p.name for p in graded.seed.iterdir() if p.name in ("planted.txt", "pipe", "link")]
     assert planted == []
-    assert (graded.seed / ".complete").is_file()
+    cache.verify_sealed(graded.seed)  # its seal (every file's sha256) still matches
 
 
 def test_no_process_outlives_the_grader(graded):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import router
+from course_lib import hashing, router
 from course_lib.router import MINILM_SHA256, NgramStudent, TextTeacher
 from course_lib.router._inputs import as_texts
 from tolerance import FORWARD_PASS, approx32, close32, kd_magnitude
@@ -256,6 +256,68 @@ def test_student_load_checks_config_against_weights(tmp_path):
         NgramStudent.load(folder)
 
 
+def _saved_student(tmp_path):
+    texts, labels = zip(*TOY)
+    student = NgramStudent(3, num_buckets=512, embedding_dim=4, epochs=3).fit(list(texts), np.array(labels),
+                                                                              progress=False)
+    return student, student.save(tmp_path / "student"), list(texts)
+
+
+def test_student_load_refuses_a_flipped_weight_byte(tmp_path):
+    """Before issue 23 a flipped byte loaded silently with other outputs; now the checksum refuses it."""
+    student, folder, texts = _saved_student(tmp_path)
+    weights = folder / "model.safetensors"
+    blob = bytearray(weights.read_bytes())
+    start = 8 + int.from_bytes(blob[:8], "little")
+    for at in (start, start + 1234, len(blob) - 1):  # first, middle and last weight bytes
+        spoiled = bytearray(blob)
+        spoiled[at] ^= 0x01
+        weights.write_bytes(bytes(spoiled))
+        with pytest.raises(ValueError, match=r"model\.safetensors: its checksum does not match.*byte of the weights "
+                                             r"changed.*re-save") as err:
+            NgramStudent.load(folder)
+        assert str(weights) in str(err.value)
+    weights.write_bytes(bytes(blob))
+    np.testing.assert_array_equal(NgramStudent.load(folder).predict_logits(texts), student.predict_logits(texts))
+
+
+@pytest.mark.parametrize("cut", [1, 100, 2000])
+def test_student_load_refuses_a_truncated_file_with_a_clear_error(tmp_path, cut):
+    _, folder, _ = _saved_student(tmp_path)
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-cut])
+    with pytest.raises(ValueError, match=r"model\.safetensors: it cannot be read \(truncated or corrupted.*re-save"):
+        NgramStudent.load(folder)
+
+
+def test_student_load_refuses_weights_saved_with_another_config(tmp_path):
+    """Same shapes, other settings (bigrams off): the outputs would differ, so the pair is refused."""
+    _, folder, _ = _saved_student(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "bigrams": False, "lr": 0.5}))
+    with pytest.raises(ValueError, match=r"config\.json does not belong with .*model\.safetensors.*bigrams, lr"):
+        NgramStudent.load(folder)
+
+
+def test_student_load_refuses_an_unverified_weights_file(tmp_path):
+    """A plain safetensors file (an earlier save, another program) has no record to check: refused by name."""
+    from safetensors.torch import save_file
+
+    student, folder, _ = _saved_student(tmp_path)
+    save_file({k: v.contiguous() for k, v in student.state_dict().items()}, str(folder / "model.safetensors"))
+    with pytest.raises(ValueError, match=r"model\.safetensors: it is not a verified course file.*re-save"):
+        NgramStudent.load(folder)
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(ValueError, match=r"no file at .*model\.safetensors.*no weights were saved"):
+        NgramStudent.load(folder)
+
+
+def test_student_save_leaves_only_its_two_files(tmp_path):
+    _, folder, _ = _saved_student(tmp_path)
+    NgramStudent(3, num_buckets=512, embedding_dim=4).save(folder)  # saved again over the first
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "model.safetensors"]
+
+
 def test_as_texts_replaces_lone_surrogates_once():
     """A lone surrogate becomes U+FFFD with one warning; a split pair is joined; the caller's list is kept."""
     texts = ["ok", "refund \ud800 please", "fine \udc00 and \ud801", "pair \ud83d\ude00"]
@@ -303,7 +365,7 @@ def teacher_model():
 
 
 def test_packaged_weights_checksum(teacher_model):
-    router.verify_sha256(teacher_model / "model.safetensors", MINILM_SHA256)
+    hashing.verify_sha256(teacher_model / "model.safetensors", MINILM_SHA256)
 
 
 def test_teacher_loads_offline_and_embeds(no_network, tmp_path, monkeypatch):
@@ -325,7 +387,7 @@ def test_teacher_loads_offline_and_embeds(no_network, tmp_path, monkeypatch):
             hidden = teacher.encoder(**enc).last_hidden_state[0]
         mean = hidden.mean(0).numpy()
         np.testing.assert_allclose(row, mean / np.linalg.norm(mean), **close32(FORWARD_PASS))
-    assert len(list(tmp_path.glob("embeddings-*.pt"))) == 1  # cached on disk, verified by course_lib.cache
+    assert len(list(tmp_path.glob("embeddings-*.safetensors"))) == 1  # cached on disk, verified by course_lib.cache
     np.testing.assert_array_equal(teacher.embed(texts), emb)
     sim = teacher.embed(["I was billed two times", "My package is late"]) @ emb.T
     assert sim[0, 0] > sim[0, 1] and sim[1, 1] > sim[1, 0]  # a pretrained encoder knows paraphrases

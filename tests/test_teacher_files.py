@@ -93,8 +93,7 @@ def test_a_wrong_embedding_cache_is_moved_aside_not_used(frozen_teacher):
     path = cache.artefact_path("embeddings", frozen_teacher._cache_key(TEXTS))
     assert path.exists()
     # Five rows where three are expected (the failure the issue found): moved aside, recomputed.
-    cache._save_artefact(path, "embeddings", frozen_teacher._cache_key(TEXTS),
-                         {"embeddings": torch.zeros(5, genuine.shape[1])})
+    cache.save_verified(path, {"embeddings": torch.zeros(5, genuine.shape[1])}, key=frozen_teacher._cache_key(TEXTS))
     with pytest.warns(UserWarning, match="shape"):
         again = frozen_teacher.embed(TEXTS)
     assert again.shape == (3, genuine.shape[1]) and np.allclose(again, genuine, atol=1e-6)
@@ -127,14 +126,41 @@ def test_a_tampered_fine_tuned_teacher_is_refused_and_retrained(tmp_course_dirs,
     blob = bytearray(weights.read_bytes())
     blob[-8:-4] = b"\x00\x00\x80\x7f"  # 4 bytes of the last tensor
     weights.write_bytes(bytes(blob))
-    with pytest.warns(UserWarning, match="does not match"):
+    with pytest.warns(UserWarning, match="checksum does not match"):
         third = make().fit(texts, labels)
     assert len(trained) == 2 and not third.from_cache
     assert (folder / "teacher.safetensors.corrupt").exists()
-    # A note naming other data beside valid weights: refused by key.
-    note = json.loads((folder / "teacher.json").read_text())
-    note["key"]["data"] = "0" * 64
-    (folder / "teacher.json").write_text(json.dumps(note))
-    with pytest.warns(UserWarning, match="another recipe or other training data"):
+    # Valid weights recorded for other training data: refused by key.
+    tensors, _ = cache.load_verified(weights)
+    key = {"recipe": third.recipe(), "data": "0" * 64}
+    cache.save_verified(weights, tensors, key=key)
+    with pytest.warns(UserWarning, match="another config"):
         make().fit(texts, labels)
     assert len(trained) == 3 and (folder / "teacher.safetensors.corrupt1").exists()
+    # A write cut short: refused, retrained; the folder holds one file, its lock and what was moved aside.
+    weights.write_bytes(weights.read_bytes()[:1000])
+    with pytest.warns(UserWarning, match="cannot be read"):
+        make().fit(texts, labels)
+    assert len(trained) == 4
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "teacher.safetensors", "teacher.safetensors.corrupt", "teacher.safetensors.corrupt1",
+        "teacher.safetensors.corrupt2", "teacher.safetensors.lock"]
+
+
+def test_a_fine_tuned_teacher_of_the_earlier_format_is_retrained(tmp_course_dirs):
+    """Before issue 23: a plain safetensors file plus a JSON note. Both are moved aside; no crash, one retraining."""
+    from safetensors.torch import save_file
+
+    texts, labels = ["where is my parcel", "refund me please"] * 2, [0, 1] * 2
+    make = lambda: teacher_mod.TextTeacher(num_classes=2, fine_tune_epochs=1, progress=False,  # noqa: E731
+                                           max_length=16, batch_size=4)
+    first = make().fit(texts, labels)
+    folder = next((cache.config.cache_dir() / "teachers").iterdir())
+    tensors, _ = cache.load_verified(folder / "teacher.safetensors")
+    save_file(tensors, str(folder / "teacher.safetensors"))
+    (folder / "teacher.json").write_text('{"key": {}, "sha256": "0"}')
+    with pytest.warns(UserWarning, match="not a verified course file"):
+        again = make().fit(texts, labels)
+    assert not again.from_cache and not (folder / "teacher.json").exists()
+    np.testing.assert_allclose(again.predict_logits(texts), first.predict_logits(texts), atol=1e-5)
+    assert make().fit(texts, labels).from_cache

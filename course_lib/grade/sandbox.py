@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Optional
 
@@ -205,12 +206,12 @@ async def _kill(client) -> None:
 
 
 def copy_regular_files(source: Path, target: Path) -> None:
-    """Copy the regular files under ``source`` into ``target``: never links, pipes, devices or lock files."""
+    """Copy the regular files under ``source`` into ``target``: never links, pipes, devices, lock or temporary files."""
     for root, _dirs, files in os.walk(source, followlinks=False):
         relative = Path(root).relative_to(source)
         for name in files:
             path = Path(root) / name
-            if path.is_symlink() or not path.is_file() or name.endswith(".lock") or name == ".complete":
+            if path.is_symlink() or not path.is_file() or name.endswith((".lock", ".tmp")):
                 continue
             (target / relative).mkdir(parents=True, exist_ok=True)
             shutil.copyfile(path, target / relative / name, follow_symlinks=False)
@@ -245,17 +246,22 @@ def warm_cache(lesson: str, solutions: Path, timeout: float = 1800.0, memory_mb:
 
     Each submission's kernel starts from a *copy* of its regular files, so a lesson whose notebook
     builds a teacher (04, 05) does not rebuild it per submission. No kernel ever sees this folder.
-    Kept under ``cache_dir()/grader/lessonNN-<sha of the solution notebook>``.
+    Kept under ``cache_dir()/grader/lessonNN-<sha of the solution notebook>``, sealed by
+    :func:`course_lib.cache.seal` (the sha256 of every file) and verified each time it is handed out:
+    a folder that fails is moved aside with a warning and built again.
     """
-    from .. import cache, config
-    from ..data import file_digest
+    from .. import cache, config, hashing
 
     solution = next(Path(solutions).glob(f"{lesson}_*.ipynb"), None)
     if solution is None:
         return None
-    folder = config.cache_dir() / "grader" / f"lesson{lesson}-v2-{file_digest(solution, 'sha256')[:12]}"
+    folder = config.cache_dir() / "grader" / f"lesson{lesson}-v3-{hashing.sha256_file(solution)[:12]}"
     with cache.file_lock(folder, f"warming the grader's cache for lesson {lesson}"):
-        if not (folder / ".complete").is_file():
+        if folder.exists() and not _sealed(folder, solution.name):
+            aside = cache.move_aside(folder)
+            warnings.warn(f"the grader's seed cache {folder} did not match its seal; moved it to {aside} "
+                          "and building it again", stacklevel=2)
+        if not folder.exists():
             with tempfile.TemporaryDirectory(prefix="course-warm-") as tmp:
                 workdir = Path(tmp)
                 client = _client(read_submission(solution), kernel_manager(memory_mb, workdir, sandboxed),
@@ -265,10 +271,20 @@ def warm_cache(lesson: str, solutions: Path, timeout: float = 1800.0, memory_mb:
                 shutil.rmtree(staging, ignore_errors=True)
                 staging.mkdir(parents=True)
                 copy_regular_files(workdir / "cache", staging)
-                (staging / ".complete").write_text(solution.name)
-                shutil.rmtree(folder, ignore_errors=True)
                 os.replace(staging, folder)
+                cache.seal(folder, key=solution.name)
     return folder
+
+
+def _sealed(folder: Path, key: str) -> bool:
+    """Whether ``folder`` matches the seal beside it (every file's sha256, the solution's name)."""
+    from .. import cache
+
+    try:
+        cache.verify_sealed(folder, key=key)
+    except cache.CacheError:
+        return False
+    return True
 
 
 def _read_record(path: Path) -> dict:

