@@ -52,9 +52,10 @@ def accuracy(logits_or_model, x_or_labels, labels=None) -> float:
     """Share of right argmax predictions in [0, 1]: ``accuracy(logits, labels)`` or ``accuracy(model, x, labels)``.
 
     Takes tensors or numpy arrays alike and refuses what :func:`error_count` refuses (0 rows included).
+    Computed as right answers / rows (one rounding): exactly ``np.mean(logits.argmax(1) == labels)``.
     """
     logits, labels = _logits_and_labels(logits_or_model, x_or_labels, labels)
-    return 1.0 - error_count(logits, labels) / len(labels)
+    return (len(labels) - error_count(logits, labels)) / len(labels)
 
 
 # --- Judging a student beside its teacher (introduced in lesson 05) ------------------------------

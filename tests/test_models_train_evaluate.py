@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -185,3 +186,13 @@ def test_fit_and_predict_logits_on_cuda():
         cpu_model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
     train.fit(cpu_model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
     torch.testing.assert_close(logits, models.predict_logits(cpu_model, x), atol=1e-2, rtol=1e-2)
+
+
+def test_accuracy_is_exactly_the_share_of_right_answers():
+    """``np.mean(pred == labels)``, bit for bit (the lessons' inline form), also where ``1 - wrong / n`` is not."""
+    assert 1 - 1 / 3 != 2 / 3  # two roundings against one: why the share is right / n
+    gen = np.random.default_rng(0)
+    for n in (1, 3, 7, 100, 999, 1234):
+        logits, labels = gen.normal(size=(n, 5)), gen.integers(0, 5, size=n)
+        assert evaluate.accuracy(logits, labels) == float(np.mean(logits.argmax(1) == labels))
+        assert evaluate.accuracy(torch.from_numpy(logits), torch.from_numpy(labels)) == evaluate.accuracy(logits, labels)
