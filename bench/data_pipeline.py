@@ -9,7 +9,7 @@
     nothing else. The floor any training loop can reach on this model.
 Same model, batch size, optimiser and number of samples. (a) and (b) run one after the
 other and also time the data feeding alone (no model), which is where the two differ.
-(b) and (c) are repeated, interleaved (``evaluate.time_interleaved``), and compared by
+(b) and (c) are repeated, interleaved (``timing.time_interleaved``), and compared by
 their median: the last line is fit's overhead over the bare loop (1.00 = none).
 """
 from __future__ import annotations
@@ -20,7 +20,7 @@ import time
 import torch
 from torch import nn
 
-from course_lib import config, data, evaluate, models, train
+from course_lib import config, data, models, timing, train
 
 
 def epoch_dataloader(model: nn.Module, batch_size: int, feed_only: bool = False) -> tuple[float, int]:
@@ -78,7 +78,7 @@ def fit_overhead(hidden: list, batch_size: int, repeats: int, warmup: int = 1) -
             loss.backward()
             optimizer.step()
 
-    return evaluate.time_interleaved({"fit": fit_epoch, "bare loop": bare_epoch}, range(warmup + repeats), warmup)
+    return timing.time_interleaved({"fit": fit_epoch, "bare loop": bare_epoch}, range(warmup + repeats), warmup)
 
 
 def compare_feeding(hidden: list, batch_size: int) -> None:
@@ -118,9 +118,9 @@ def main() -> None:
     if not args.overhead_only:
         compare_feeding(args.hidden, args.batch_size)
     timings = fit_overhead(args.hidden, args.batch_size, args.repeats)
-    for name, timing in timings.items():
-        print(f"{name:>10} | one training epoch | median {timing.median:.2f} s (IQR {timing.q1:.2f}-{timing.q3:.2f} s, "
-              f"{len(timing.wall)} interleaved repeats)")
+    for name, result in timings.items():
+        print(f"{name:>10} | one training epoch | median {result.median:.2f} s (IQR {result.q1:.2f}-{result.q3:.2f} s, "
+              f"{len(result.wall)} interleaved repeats)")
     print(f"fit overhead over the bare loop: {timings['fit'].median / timings['bare loop'].median:.2f}")
 
 

@@ -3,7 +3,7 @@
     .venv/bin/python bench/router.py [--texts 512] [--json results.json]
 
 Both models are trained on the labelled archive (weights do not change speed), then
-timed with ``router.benchmark_interleaved`` (warm-up, then the median and IQR of many calls,
+timed with ``timing.benchmark_interleaved`` (warm-up, then the median and IQR of many calls,
 teacher and student alternating on the same batches so their ratio is stable) on the
 same synthetic traffic emails, at batch 1 and batch 256, both on one CPU thread (the
 teacher is also timed on all torch threads, for information). The teacher's embedding
@@ -20,7 +20,7 @@ import time
 
 import torch
 
-from course_lib import emails, router
+from course_lib import emails, router, timing
 from course_lib.config import seed_everything
 
 
@@ -49,11 +49,11 @@ def main() -> None:
     # programs share the machine), timed interleaved on the same batches so background load hits
     # both alike and their ratio is stable. Then the teacher on all torch threads, for information.
     plan = {1: (5, 30), 256: (2, 6)}  # batch size: (warm-up, timed calls)
-    with router.one_thread():
+    with timing.pinned_threads(1):
         for batch_size, (warmup, repeats) in plan.items():
             fns = {"teacher": teacher.predict_proba, "student": student.predict_proba,
                    "student_featurize": student.featurize}
-            stats = router.benchmark_interleaved(fns, texts, batch_size, warmup=warmup, repeats=repeats,
+            stats = timing.benchmark_interleaved(fns, texts, batch_size, warmup=warmup, repeats=repeats,
                                                  baseline="teacher")
             for name, row in stats.items():
                 figures[f"{name}@{batch_size}"] = row
@@ -61,7 +61,7 @@ def main() -> None:
                       f"(IQR {row['ms_per_email_iqr']:.4f}) {row['emails_per_s']:>11,.0f} emails/s "
                       f"{row['cpu_s_per_million']:>9,.0f} CPU-s/1M", flush=True)
     for batch_size, (warmup, repeats) in plan.items():
-        row = router.benchmark_predict(teacher.predict_proba, texts, batch_size, warmup=warmup, repeats=repeats)
+        row = timing.benchmark_predict(teacher.predict_proba, texts, batch_size, warmup=warmup, repeats=repeats)
         figures[f"teacher_all_threads@{batch_size}"] = row
         print(f"{'teacher_all_threads':<20} {torch.get_num_threads()} thr, batch {batch_size:>3}: "
               f"{row['ms_per_email']:9.4f} ms/email {row['emails_per_s']:>11,.0f} emails/s", flush=True)

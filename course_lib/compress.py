@@ -31,7 +31,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from . import cache, models
+from . import cache, models, timing
 from .router.student import NgramStudent
 
 #: Layer types whose ``weight`` :func:`prune_magnitude` prunes and :func:`sparsity` counts.
@@ -294,24 +294,38 @@ def quantize_onnx_int8(src: PathLike, dst: PathLike, per_channel: bool = True,
 class OnnxModel:
     """An ONNX file run by ONNX Runtime on the CPU (introduced in lesson 06).
 
-    The file must match the seal :func:`export_onnx` or :func:`quantize_onnx_int8` wrote beside it
-    (checked before ONNX Runtime reads it): a changed byte is a :class:`course_lib.cache.CacheError`.
+    The file must match the seal :func:`export_onnx` or :func:`quantize_onnx_int8` wrote beside it:
+    it is checked and read once, here, and every session is built from those bytes, so a changed byte
+    is a :class:`course_lib.cache.CacheError` and the file is never re-read unverified.
+
+    The model never chooses its threads: each call runs a session with the count of the
+    enclosing ``timing.pinned_threads(n)`` block, or torch's thread count outside one (one
+    session per count, built on first use and kept).
 
     Args:
         path: the ``.onnx`` file.
-        threads: intra-op threads (1 for latency measurements that compare like with like).
     """
 
-    def __init__(self, path: PathLike, threads: int = 1):
-        import onnxruntime as ort
-
-        cache.verify_sealed(path)
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
-        options.inter_op_num_threads = 1
+    def __init__(self, path: PathLike):
         self.path = Path(path)
-        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        cache.verify_sealed(self.path)
+        self._model_bytes = self.path.read_bytes()
+        self._sessions: dict = {}
         self.input_names = [i.name for i in self.session.get_inputs()]
+
+    @property
+    def session(self):
+        """The ONNX Runtime session for the current thread count (see the class docstring)."""
+        threads = timing.pinned_count() or torch.get_num_threads()
+        if threads not in self._sessions:
+            import onnxruntime as ort
+
+            options = ort.SessionOptions()
+            options.intra_op_num_threads = threads
+            options.inter_op_num_threads = 1
+            self._sessions[threads] = ort.InferenceSession(self._model_bytes, options,
+                                                           providers=["CPUExecutionProvider"])
+        return self._sessions[threads]
 
     def run(self, *inputs) -> np.ndarray:
         """One call of the model on numpy arrays or CPU tensors; the first output as a numpy array."""

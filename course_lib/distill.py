@@ -12,7 +12,7 @@ from typing import Optional, Sequence
 import numpy as np
 import torch
 
-from . import cache, config, data, evaluate, models, train
+from . import cache, config, data, models, train
 from .losses import distillation_loss
 
 #: The teacher recipe: a small CNN trained with the paper's jitter (random shifts of up to 2 pixels).
@@ -77,7 +77,7 @@ def teacher_outputs(teacher: torch.nn.Module, x: torch.Tensor, teacher_key: dict
         stays where it is; each batch of ``x`` is moved to the teacher's device.
     """
     def compute():
-        device = evaluate.model_device(teacher)
+        device = models.model_device(teacher)
         was_training = teacher.training
         teacher.eval()
         out = {key: [] for key in ["logits", *layers]}

@@ -1,58 +1,30 @@
-"""Evaluation helpers: batched logits, accuracy, error counts (lesson 00), timing (lesson 03)
-and judging a student beside its teacher (lesson 05).
+"""Metrics and statistics: accuracy and error counts (lesson 00), judging a student beside its teacher (lesson 05).
 
-``error_count``, ``accuracy`` and the lesson-05 metrics take numpy arrays or torch tensors alike
-(logits or probabilities ``(N, C)``, labels ``(N,)``), never modify them, and return plain Python
-numbers or numpy arrays. Bad inputs (labels outside the classes, no rows, NaN, rows that should be
-probabilities but do not sum to 1) are a ``ValueError`` saying what to pass instead, never a number.
-Randomness (the paired bootstrap) comes from a local ``numpy.random.Generator``, never the global RNG.
+Every function here takes numpy arrays or torch tensors alike (logits or probabilities ``(N, C)``,
+labels ``(N,)``), never modifies them, and returns plain Python numbers or numpy arrays:
+``accuracy``, ``error_count``, ``agreement``, ``topk_agreement``, ``confusion_matrix``,
+``disagreements``, ``wilson_interval``, ``slice_metrics``, ``mcnemar``, ``calibration_bins``,
+``expected_calibration_error``, ``fit_temperature``, ``confidence_verdict``, ``cascade_curve`` and
+``choose_threshold``. (``accuracy`` and ``error_count`` also take ``(model, x, labels)``: the logits
+then come from :func:`course_lib.models.predict_logits`.) Bad inputs (labels outside the classes,
+no rows, NaN, rows that should be probabilities but do not sum to 1) are a ``ValueError`` saying
+what to pass instead, never a number. Randomness (the paired bootstrap) comes from a local
+``numpy.random.Generator``, never the global RNG.
+
+Predictions live beside the models (``models.predict_logits``), timing in :mod:`course_lib.timing`,
+the reliability diagram in :mod:`course_lib.plots`.
 """
 from __future__ import annotations
 
 import math
 import statistics
-import time
-from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Optional, Sequence
+from typing import Mapping, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-
-def model_device(model: nn.Module) -> torch.device:
-    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither.
-
-    Helpers read the device from the model and move their *inputs* there; they never move
-    the model, so the caller's other code keeps finding it where it left it.
-    """
-    for tensor in model.parameters():
-        return tensor.device
-    for tensor in model.buffers():
-        return tensor.device
-    return torch.device("cpu")
-
-
-@torch.no_grad()
-def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
-    """Logits of ``model`` on ``x`` in eval mode, batched and without gradients, returned on the CPU.
-
-    Args:
-        x: inputs, first dimension N, on any device: each batch is moved to the model's device.
-    Returns:
-        (N, num_classes) float32 on the CPU. The model stays where it is, and its
-        train/eval mode is restored afterwards.
-    """
-    if len(x) == 0:
-        raise ValueError("predict_logits got an empty input (x has 0 rows)")
-    device = model_device(model)
-    was_training = model.training
-    model.eval()
-    try:
-        outputs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(outputs)
+from .models import predict_logits
 
 
 def _logits_and_labels(logits_or_model, x_or_labels, labels):
@@ -80,98 +52,10 @@ def accuracy(logits_or_model, x_or_labels, labels=None) -> float:
     """Share of right argmax predictions in [0, 1]: ``accuracy(logits, labels)`` or ``accuracy(model, x, labels)``.
 
     Takes tensors or numpy arrays alike and refuses what :func:`error_count` refuses (0 rows included).
+    Computed as right answers / rows (one rounding): exactly ``np.mean(logits.argmax(1) == labels)``.
     """
     logits, labels = _logits_and_labels(logits_or_model, x_or_labels, labels)
-    return 1.0 - error_count(logits, labels) / len(labels)
-
-
-@dataclass
-class Timing:
-    """Wall and CPU seconds of repeated calls, summarised by the median and the interquartile range.
-
-    A single timing misleads on a shared machine: report the median (robust to the odd
-    slow call) with its spread, ``q1``-``q3``.
-    """
-
-    wall: list
-    cpu: list
-
-    @property
-    def median(self) -> float:
-        return statistics.median(self.wall)
-
-    @property
-    def q1(self) -> float:
-        return quartiles(self.wall)[0]
-
-    @property
-    def q3(self) -> float:
-        return quartiles(self.wall)[2]
-
-    @property
-    def iqr(self) -> float:
-        return self.q3 - self.q1
-
-    @property
-    def cpu_median(self) -> float:
-        return statistics.median(self.cpu)
-
-    def as_dict(self, per: float = 1.0) -> dict:
-        """Median, quartiles and IQR of wall seconds (and median CPU seconds), each divided by ``per``."""
-        return {"median": self.median / per, "q1": self.q1 / per, "q3": self.q3 / per, "iqr": self.iqr / per,
-                "cpu_median": self.cpu_median / per, "n": len(self.wall)}
-
-
-def quartiles(values: Sequence[float]) -> tuple[float, float, float]:
-    """``(q1, median, q3)`` of ``values`` with linear interpolation (numpy's default); one value gives it thrice.
-
-    No values, or a NaN or infinite one, is a ``ValueError`` (a NaN would make every quartile NaN).
-    """
-    if len(values) == 0:
-        raise ValueError("quartiles needs at least one value, got none: time at least one call")
-    bad = [v for v in values if not math.isfinite(float(v))]
-    if bad:
-        raise ValueError(f"quartiles needs finite numbers, got {bad[0]!r} among {len(values)} values: "
-                         "drop the failed measurements first")
-    if len(values) == 1:
-        return (float(values[0]),) * 3
-    q1, median, q3 = statistics.quantiles(values, n=4, method="inclusive")
-    return q1, median, q3
-
-
-def time_calls(fn: Callable[[Any], object], inputs: Sequence[Any], warmup: int = 3) -> Timing:
-    """Call ``fn`` on each input; time all but the first ``warmup`` calls (introduced in lesson 04).
-
-    Warm-up calls pay for lazy initialisation and allocation, so they are never timed.
-    Returns a :class:`Timing` (one wall and one CPU time per timed call): report its median and IQR.
-    """
-    return time_interleaved({"fn": fn}, inputs, warmup)["fn"]
-
-
-def time_interleaved(fns: Mapping[str, Callable[[Any], object]], inputs: Sequence[Any],
-                     warmup: int = 3) -> dict:
-    """Time several functions on the same inputs, interleaved: ``{name: Timing}`` (introduced in lesson 03).
-
-    For each input every function is called once, in an order that rotates from input to
-    input, so a burst of background load slows all of them alike and their *ratio* stays
-    stable enough to quote. The first ``warmup`` inputs are called but not timed.
-    """
-    if not fns:
-        raise ValueError("time_interleaved needs at least one function")
-    if warmup < 0 or len(inputs) <= warmup:
-        raise ValueError(f"need more inputs ({len(inputs)}) than warm-up calls ({warmup})")
-    names = list(fns)
-    walls = {name: [] for name in names}
-    cpus = {name: [] for name in names}
-    for i, item in enumerate(inputs):
-        order = names[i % len(names):] + names[:i % len(names)]
-        for name in order:
-            wall, cpu = time.perf_counter(), time.process_time()
-            fns[name](item)
-            if i >= warmup:
-                walls[name].append(time.perf_counter() - wall)
-                cpus[name].append(time.process_time() - cpu)
-    return {name: Timing(walls[name], cpus[name]) for name in names}
+    return (len(labels) - error_count(logits, labels)) / len(labels)
 
 
 # --- Judging a student beside its teacher (introduced in lesson 05) ------------------------------
@@ -478,41 +362,6 @@ def expected_calibration_error(probs, labels, n_bins: int = 15) -> float:
     return float(np.sum(bins["counts"][full] / bins["counts"].sum() * gaps))
 
 
-def reliability_diagram(probs, labels, n_bins: int = 15, ax=None, title: str = "reliability diagram"):
-    """Accuracy per confidence bin against the diagonal of perfect calibration; returns the Figure (lesson 05).
-
-    Bars below the diagonal are over-confident bins; the number above each bar is the bin's
-    count, so a sparse bin is not read as weighty as a full one. The title carries the ECE, the
-    legend sits below the axes (never over a bar). Draws on ``ax`` when given (its figure is
-    returned); never calls ``plt.show``.
-    """
-    import matplotlib.pyplot as plt
-
-    bins = calibration_bins(probs, labels, n_bins)
-    ece = expected_calibration_error(probs, labels, n_bins)
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(4.8, 4.4))
-    else:
-        fig = ax.figure
-    full = bins["counts"] > 0
-    width = np.diff(bins["edges"])
-    ax.bar(bins["edges"][:-1][full], bins["accuracy"][full], width=width[full], align="edge",
-           color="tab:blue", edgecolor="white", label="accuracy in bin (number: emails in it)")
-    # each bin's count above its bar: a bin of 3 rows looks as weighty as one of 1,500 without it
-    for left, w, acc, count in zip(bins["edges"][:-1][full], width[full], bins["accuracy"][full], bins["counts"][full]):
-        ax.text(left + w / 2, acc + 0.02, f"{int(count):,}", rotation=90, ha="center", va="bottom", fontsize=8)
-    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
-    ax.set_xlim(0, 1)
-    ax.set_ylim(0, 1.3)           # room for the counts above a bar at 1.0
-    ax.set_yticks(np.linspace(0, 1, 6))
-    ax.set_xlabel("confidence (top probability, 0-1)")
-    ax.set_ylabel("accuracy (share correct, 0-1)")
-    ax.set_title(f"{title}\n(ECE {ece:.3f}, {n_bins} bins)")
-    # below the axes: inside, the legend hid the tallest bar of a confident model
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
-    return fig
-
-
 def fit_temperature(logits, labels, bounds: tuple[float, float] = (0.01, 100.0)) -> float:
     """Temperature ``T`` minimising the NLL of softmax(logits / T) on the given (validation) rows (lesson 05).
 
@@ -556,7 +405,6 @@ def fit_temperature(logits, labels, bounds: tuple[float, float] = (0.01, 100.0))
         if hi - lo < 1e-12:
             break
     return float(math.exp((lo + hi) / 2))
-
 
 
 def confidence_verdict(fitted_temperature: float) -> str:

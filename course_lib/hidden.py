@@ -19,9 +19,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config, train
-from .evaluate import model_device
 from .losses import (attention_transfer_loss, cosine_representation_loss, distillation_loss,
                      relational_distance_loss)
+from .models import model_device
 
 __all__ = ["WithFeatures", "HintStudent", "hint_regressor", "hint_stage", "fitnets", "METHODS",
            "train_hidden_student"]

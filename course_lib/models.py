@@ -4,6 +4,9 @@ Every model here shares one way to expose hidden features (used from lesson 03 o
 ``model(x)`` returns logits; ``model(x, return_features=True)`` returns
 ``(logits, features)`` where ``features`` is a dict of named intermediate tensors,
 in the order they are computed.
+
+Running any of them (or any ``nn.Module``): :func:`model_device` and :func:`predict_logits`
+(batched, no gradients, inputs moved to the model's device; the model itself is never moved).
 """
 from __future__ import annotations
 
@@ -129,3 +132,38 @@ class ThinCNN(nn.Module):
         features["embedding"] = h
         logits = self.head(h)
         return (logits, features) if return_features else logits
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a model with neither.
+
+    Helpers read the device from the model and move their *inputs* there; they never move
+    the model, so the caller's other code keeps finding it where it left it.
+    """
+    for tensor in model.parameters():
+        return tensor.device
+    for tensor in model.buffers():
+        return tensor.device
+    return torch.device("cpu")
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: torch.Tensor, batch_size: int = 1024) -> torch.Tensor:
+    """Logits of ``model`` on ``x`` in eval mode, batched and without gradients, returned on the CPU.
+
+    Args:
+        x: inputs, first dimension N, on any device: each batch is moved to the model's device.
+    Returns:
+        (N, num_classes) float32 on the CPU. The model stays where it is, and its
+        train/eval mode is restored afterwards.
+    """
+    if len(x) == 0:
+        raise ValueError("predict_logits got an empty input (x has 0 rows)")
+    device = model_device(model)
+    was_training = model.training
+    model.eval()
+    try:
+        outputs = [model(x[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(x), batch_size)]
+    finally:
+        model.train(was_training)
+    return torch.cat(outputs)

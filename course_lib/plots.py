@@ -1,4 +1,5 @@
-"""Figures shared by the lessons: soft-target bars, heatmaps, the temperature (01) and cascade (05) explorers.
+"""Figures shared by the lessons: soft-target bars, heatmaps, the temperature (01) and cascade (05) explorers,
+the reliability diagram (04, 05) and lesson 05-06's slice, disagreement, cascade-cost and Pareto plots.
 
 Presentation only: nothing here changes a number. Each function draws one titled figure
 with labelled axes and returns the matplotlib ``Figure``; the explorers return their widgets.
@@ -17,6 +18,7 @@ import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from . import evaluate
 from .losses import softmax_with_temperature
 
 #: The explorer's temperatures: a fixed grid, so the slider's value is exactly one of them.
@@ -140,6 +142,39 @@ def temperature_explorer(images: torch.Tensor, logits: torch.Tensor, labels: tor
     temperature_slider.observe(redraw, names="value")
     index_slider.observe(redraw, names="value")
     return _ExplorerBox([widgets.HBox([temperature_slider, index_slider]), picture])
+
+
+def reliability_diagram(probs, labels, n_bins: int = 15, ax=None, title: str = "reliability diagram"):
+    """Accuracy per confidence bin against the diagonal of perfect calibration; returns the Figure (lesson 05).
+
+    Bars below the diagonal are over-confident bins; the number above each bar is the bin's
+    count, so a sparse bin is not read as weighty as a full one. The title carries the ECE, the
+    legend sits below the axes (never over a bar). Draws on ``ax`` when given (its figure is
+    returned); never calls ``plt.show``.
+    """
+    bins = evaluate.calibration_bins(probs, labels, n_bins)
+    ece = evaluate.expected_calibration_error(probs, labels, n_bins)
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    else:
+        fig = ax.figure
+    full = bins["counts"] > 0
+    width = np.diff(bins["edges"])
+    ax.bar(bins["edges"][:-1][full], bins["accuracy"][full], width=width[full], align="edge",
+           color="tab:blue", edgecolor="white", label="accuracy in bin (number: emails in it)")
+    # each bin's count above its bar: a bin of 3 rows looks as weighty as one of 1,500 without it
+    for left, w, acc, count in zip(bins["edges"][:-1][full], width[full], bins["accuracy"][full], bins["counts"][full]):
+        ax.text(left + w / 2, acc + 0.02, f"{int(count):,}", rotation=90, ha="center", va="bottom", fontsize=8)
+    ax.plot([0, 1], [0, 1], "--", color="gray", label="perfect calibration")
+    ax.set_xlim(0, 1)
+    ax.set_ylim(0, 1.3)           # room for the counts above a bar at 1.0
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_xlabel("confidence (top probability, 0-1)")
+    ax.set_ylabel("accuracy (share correct, 0-1)")
+    ax.set_title(f"{title}\n(ECE {ece:.3f}, {n_bins} bins)")
+    # below the axes: inside, the legend hid the tallest bar of a confident model
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2, fontsize=8, frameon=False)
+    return fig
 
 
 def draw_cascade(ax, curve: Sequence[dict], threshold: Optional[float] = None, teacher_accuracy: Optional[float] = None,

@@ -26,8 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cache, config, train
-from .evaluate import model_device
 from .losses import kd_loss
+from .models import model_device
 
 # ----------------------------------------------------------------------------- the task
 NUM_SYMBOLS = 16

@@ -19,7 +19,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from . import config
-from .evaluate import accuracy, model_device, predict_logits
+from .evaluate import accuracy
+from .models import model_device, predict_logits
 
 Targets = Union[torch.Tensor, Sequence[torch.Tensor]]
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import config
+from course_lib import config, timing
 
 pytest_plugins = ["pytester"]
 
@@ -58,10 +58,8 @@ def no_leaked_state():
 @pytest.fixture
 def one_thread():
     """Run the test on one CPU thread (bitwise-repeatable training), then restore the thread count."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    with timing.pinned_threads(1):
+        yield
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import distill, evaluate, losses, sequence
+from course_lib import distill, evaluate, losses, sequence, timing
 from course_lib.answers import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
 from course_lib.checks._clock import FakeClock, FakeModel, fake_time
 from tolerance import close32, kd_magnitude
@@ -92,8 +92,8 @@ def test_timing_answers_and_the_librarys_timer_agree_on_a_fake_clock():
     durations = [9.0, 7.0, 1.0, 4.0, 2.0, 3.0]  # seconds; the first two are the warm-up
     clock = FakeClock()
     model = FakeModel(clock, lambda batch: durations[batch])
-    with fake_time(evaluate.time_calls, clock):
-        library = evaluate.time_calls(model, list(range(6)), warmup=2).median
+    with fake_time(timing.time_calls, clock):
+        library = timing.time_calls(model, list(range(6)), warmup=2).median
     with fake_time(lesson06.median_latency_ms, clock):
         assert lesson06.median_latency_ms(model, list(range(6)), warmup=2) == pytest.approx(library * 1e3)
 

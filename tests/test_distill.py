@@ -3,7 +3,7 @@ import json
 import pytest
 import torch
 
-from course_lib import cache, distill, evaluate, report
+from course_lib import cache, distill, models, report
 from course_lib.data import MnistSplits
 from tolerance import FORWARD_PASS, close32
 
@@ -30,7 +30,7 @@ def test_teacher_is_trained_once_and_cached(tmp_course_dirs):
     t1, hit1 = distill.mnist_teacher(splits, recipe, progress=False)
     t2, hit2 = distill.mnist_teacher(splits, recipe, progress=False)
     assert (hit1, hit2) == (False, True)
-    assert torch.equal(evaluate.predict_logits(t1, splits.x_test), evaluate.predict_logits(t2, splits.x_test))
+    assert torch.equal(models.predict_logits(t1, splits.x_test), models.predict_logits(t2, splits.x_test))
     assert cache.artefact_path("mnist-teacher", distill.teacher_key(splits, recipe)).exists()
 
 
@@ -43,7 +43,7 @@ def test_cached_logits_equal_fresh_logits(tmp_course_dirs):
     again = distill.cached_logits(torch.nn.Identity(), splits.x_train, "logits", key)  # must come from cache
     assert torch.equal(first, again)
     # a fresh forward pass through another helper: equal up to float32 rounding
-    torch.testing.assert_close(first, evaluate.predict_logits(teacher, splits.x_train), **close32(FORWARD_PASS))
+    torch.testing.assert_close(first, models.predict_logits(teacher, splits.x_train), **close32(FORWARD_PASS))
 
 
 def test_train_student_is_reproducible_and_leaves_the_global_rng_alone():
@@ -70,12 +70,12 @@ def test_train_student_minimises_the_distillation_loss_it_is_given():
                                          lr=0.0, temperature=4.0, alpha=1.0, progress=False)
     trained, hist = distill.train_student(splits.x_train, splits.y_train, teacher_logits, hidden=(64,), epochs=60,
                                           lr=3e-3, temperature=4.0, alpha=1.0, batch_size=20, progress=False)
-    before = kd_loss(evaluate.predict_logits(untrained, splits.x_train), teacher_logits, 4.0)
-    after = kd_loss(evaluate.predict_logits(trained, splits.x_train), teacher_logits, 4.0)
+    before = kd_loss(models.predict_logits(untrained, splits.x_train), teacher_logits, 4.0)
+    after = kd_loss(models.predict_logits(trained, splits.x_train), teacher_logits, 4.0)
     assert len(hist.loss) == 60
     assert after < 0.4 * before, (before, after)
     # it follows the teacher, not the labels (which disagree with the random teacher)
-    agree_teacher = (evaluate.predict_logits(trained, splits.x_train).argmax(1) == teacher_logits.argmax(1)).float()
+    agree_teacher = (models.predict_logits(trained, splits.x_train).argmax(1) == teacher_logits.argmax(1)).float()
     assert agree_teacher.mean() > 0.8
 
 

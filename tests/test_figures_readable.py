@@ -188,7 +188,7 @@ def test_reliability_diagrams_show_bin_counts_and_legend_clear_of_bars():
     probs, labels = confident_probs()
     fig, axes = plt.subplots(2, 2, figsize=(9.6, 9))
     for ax in axes.ravel():
-        evaluate.reliability_diagram(probs, labels, 15, ax=ax, title="teacher, as trained")
+        plots.reliability_diagram(probs, labels, 15, ax=ax, title="teacher, as trained")
     fig.suptitle("Reliability diagrams on the test emails")
     fig.tight_layout()
     assert_readable(fig)

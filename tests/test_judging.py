@@ -212,13 +212,13 @@ def test_reliability_diagram_returns_a_labelled_figure(monkeypatch):
     import matplotlib.pyplot as plt
 
     monkeypatch.setattr(plt, "show", lambda *a, **k: pytest.fail("reliability_diagram called plt.show"))
-    fig = evaluate.reliability_diagram(ECE_PROBS, ECE_LABELS, n_bins=5, title="student")
+    fig = plots.reliability_diagram(ECE_PROBS, ECE_LABELS, n_bins=5, title="student")
     ax = fig.axes[0]
     assert "ECE 0.250" in ax.get_title() and ax.get_xlabel() and ax.get_ylabel()
     assert len(ax.patches) == 3                                    # three non-empty bins
     plt.close(fig)
     fig, given = plt.subplots()
-    assert evaluate.reliability_diagram(ECE_PROBS, ECE_LABELS, ax=given) is fig
+    assert plots.reliability_diagram(ECE_PROBS, ECE_LABELS, ax=given) is fig
     plt.close(fig)
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib import config, data, distill, evaluate
+from course_lib import config, data, distill, models
 
 
 def _bars(n_per_class: int = 8, seed: int = 0):
@@ -29,7 +29,7 @@ def test_train_student_alpha_decides_whom_the_student_follows(alpha, follows, on
     teacher_logits = 8.0 * torch.nn.functional.one_hot((labels + 1) % 10, 10).float()
     student, _ = distill.train_student(x, labels, teacher_logits, hidden=(32,), temperature=2.0, alpha=alpha,
                                        epochs=30, batch_size=20, lr=3e-3, seed=0, progress=False)
-    predictions = evaluate.predict_logits(student, x).argmax(dim=1)
+    predictions = models.predict_logits(student, x).argmax(dim=1)
     target = teacher_logits.argmax(dim=1) if follows == "teacher" else labels
     assert (predictions == target).float().mean().item() > 0.9
 
@@ -45,14 +45,14 @@ def test_distillation_on_mnist_agrees_with_the_teacher_more_than_labels_alone(tm
     splits = data.load_mnist(fast=True)
     teacher, _ = distill.mnist_teacher(splits, progress=False)
     x, labels = splits.x_train[:1000], splits.y_train[:1000]
-    teacher_logits = evaluate.predict_logits(teacher, x)
-    teacher_test = evaluate.predict_logits(teacher, splits.x_test).argmax(dim=1)
+    teacher_logits = models.predict_logits(teacher, x)
+    teacher_test = models.predict_logits(teacher, splits.x_test).argmax(dim=1)
     settings = dict(hidden=(400,), epochs=40, batch_size=128, lr=3e-3, seed=0, progress=False)
     distilled, _ = distill.train_student(x, labels, teacher_logits, temperature=4.0, alpha=0.9, **settings)
     baseline, _ = distill.train_student(x, labels, None, **settings)
 
     def agreement(student):
-        return (evaluate.predict_logits(student, splits.x_test).argmax(dim=1) == teacher_test).float().mean().item()
+        return (models.predict_logits(student, splits.x_test).argmax(dim=1) == teacher_test).float().mean().item()
 
     gain = agreement(distilled) - agreement(baseline)
     assert gain > 0.015, f"distilled student agrees with the teacher only {100 * gain:+.2f} points more than baseline"

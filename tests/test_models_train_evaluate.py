@@ -96,12 +96,12 @@ def test_predict_logits_accuracy_and_error_count():
     seed_everything(0)
     model = models.MLP(hidden=(8,), in_features=16, num_classes=4).train()
     x, y = _toy_problem(100)
-    logits = evaluate.predict_logits(model, x, batch_size=7)
+    logits = models.predict_logits(model, x, batch_size=7)
     with torch.no_grad():
         direct = model.eval()(x)
     assert torch.allclose(logits, direct, **close32(FORWARD_PASS))  # batches of 7 against one of 100
     model.train()
-    evaluate.predict_logits(model, x)
+    models.predict_logits(model, x)
     assert model.training  # mode restored
     wrong = sum(int(torch.argmax(logits[i])) != int(y[i]) for i in range(len(y)))  # loop, independent
     assert evaluate.error_count(logits, y) == wrong
@@ -109,56 +109,6 @@ def test_predict_logits_accuracy_and_error_count():
     assert evaluate.error_count(model, x, y) == wrong
     with pytest.raises(ValueError):
         evaluate.error_count(logits, y[:5])
-
-
-def test_time_calls_skips_warmup_and_times_the_rest():
-    import time
-
-    seen = []
-
-    def fn(item):
-        seen.append(item)
-        time.sleep(0.01 if item >= 2 else 0.0)
-
-    timing = evaluate.time_calls(fn, [0, 1, 2, 3, 4], warmup=2)
-    assert isinstance(timing, evaluate.Timing)
-    assert seen == [0, 1, 2, 3, 4]
-    assert len(timing.wall) == len(timing.cpu) == 3
-    assert all(w >= 0.009 for w in timing.wall)  # each timed call slept 10 ms
-    assert all(c < w for c, w in zip(timing.cpu, timing.wall))  # sleeping uses wall time, not CPU time
-    with pytest.raises(ValueError, match="warm-up"):
-        evaluate.time_calls(fn, [0, 1], warmup=2)
-
-
-@pytest.mark.parametrize("wall", [[0.003, 0.001, 0.002, 0.1], [5.0], [1.0, 2.0], [0.3, 0.1, 0.9, 0.2, 10.0, 0.4, 0.5]])
-def test_timing_median_and_quartiles_match_numpy(wall):
-    timing = evaluate.Timing(wall=list(wall), cpu=[w / 2 for w in wall])
-    assert timing.median == pytest.approx(float(np.median(wall)))  # not the mean: one slow call must not count
-    assert timing.q1 == pytest.approx(float(np.percentile(wall, 25)))
-    assert timing.q3 == pytest.approx(float(np.percentile(wall, 75)))
-    assert timing.iqr == pytest.approx(float(np.percentile(wall, 75) - np.percentile(wall, 25)))
-    assert timing.cpu_median == pytest.approx(float(np.median(wall)) / 2)
-    d = timing.as_dict(per=1e-3)  # in milliseconds
-    assert d["median"] == pytest.approx(1000 * float(np.median(wall))) and d["n"] == len(wall)
-    assert d["iqr"] == pytest.approx(1000 * timing.iqr)
-
-
-def test_time_interleaved_rotates_the_order_and_times_each_function():
-    calls = []
-    fns = {name: (lambda item, name=name: calls.append((item, name))) for name in "abc"}
-    timings = evaluate.time_interleaved(fns, [0, 1, 2, 3, 4], warmup=1)
-    assert calls == [(0, "a"), (0, "b"), (0, "c"), (1, "b"), (1, "c"), (1, "a"), (2, "c"), (2, "a"), (2, "b"),
-                     (3, "a"), (3, "b"), (3, "c"), (4, "b"), (4, "c"), (4, "a")]
-    assert list(timings) == ["a", "b", "c"] and all(len(t.wall) == 4 for t in timings.values())
-    with pytest.raises(ValueError, match="at least one"):
-        evaluate.time_interleaved({}, [0, 1])
-
-
-def test_time_interleaved_keeps_fast_and_slow_apart():
-    import time
-
-    timings = evaluate.time_interleaved({"slow": lambda _: time.sleep(0.02), "fast": lambda _: None}, range(6), 1)
-    assert timings["slow"].median >= 0.019 and timings["fast"].median < 0.005
 
 
 # --- the learning-rate schedule ---------------------------------------------------------------------
@@ -200,13 +150,13 @@ class MetaRecorder(nn.Module):
 
 
 def test_model_device_reads_the_first_parameter():
-    assert evaluate.model_device(MetaRecorder()).type == "meta"
-    assert evaluate.model_device(nn.ReLU()).type == "cpu"  # no parameters: the CPU
+    assert models.model_device(MetaRecorder()).type == "meta"
+    assert models.model_device(nn.ReLU()).type == "cpu"  # no parameters: the CPU
 
 
 def test_predict_logits_moves_inputs_to_the_models_device(models_never_move):
     model = MetaRecorder()
-    logits = evaluate.predict_logits(model, torch.rand(7, 2), batch_size=3)
+    logits = models.predict_logits(model, torch.rand(7, 2), batch_size=3)
     assert model.seen == ["meta"] * 3 and logits.device.type == "cpu" and logits.shape == (7, 3)
     assert model.anchor.device.type == "meta"
 
@@ -229,18 +179,20 @@ def test_fit_and_predict_logits_on_cuda():
     with config.seeded(0):
         model = models.MLP(hidden=(32,), in_features=16, num_classes=4).to("cuda")
     train.fit(model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
-    assert evaluate.model_device(model).type == "cuda"
-    logits = evaluate.predict_logits(model, x)
+    assert models.model_device(model).type == "cuda"
+    logits = models.predict_logits(model, x)
     assert logits.device.type == "cpu" and evaluate.accuracy(logits, y) > 0.8
     with config.seeded(0):
         cpu_model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
     train.fit(cpu_model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
-    torch.testing.assert_close(logits, evaluate.predict_logits(cpu_model, x), atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(logits, models.predict_logits(cpu_model, x), atol=1e-2, rtol=1e-2)
 
 
-def test_quartiles_match_numpy_linear_percentiles():
-    import numpy as np
-
-    for values in ([3.0], [2.0, 9.0], [5.0, 1.0, 4.0], [0.3, 7.1, 2.2, 9.9, 4.4, 1.0, 8.5]):
-        expected = np.percentile(values, [25, 50, 75])
-        assert evaluate.quartiles(values) == pytest.approx(tuple(expected))
+def test_accuracy_is_exactly_the_share_of_right_answers():
+    """``np.mean(pred == labels)``, bit for bit (the lessons' inline form), also where ``1 - wrong / n`` is not."""
+    assert 1 - 1 / 3 != 2 / 3  # two roundings against one: why the share is right / n
+    gen = np.random.default_rng(0)
+    for n in (1, 3, 7, 100, 999, 1234):
+        logits, labels = gen.normal(size=(n, 5)), gen.integers(0, 5, size=n)
+        assert evaluate.accuracy(logits, labels) == float(np.mean(logits.argmax(1) == labels))
+        assert evaluate.accuracy(torch.from_numpy(logits), torch.from_numpy(labels)) == evaluate.accuracy(logits, labels)

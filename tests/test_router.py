@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib import hashing, router
+from course_lib import hashing, router, timing
 from course_lib.router import MINILM_SHA256, NgramStudent, TextTeacher
 from course_lib.router._inputs import as_texts
 from tolerance import FORWARD_PASS, approx32, close32, kd_magnitude
@@ -46,45 +46,6 @@ def test_soft_targets_refuse_nan_and_inf():
     for temperature in (float("nan"), float("inf"), -1.0):
         with pytest.raises(ValueError, match="temperature"):
             router.soft_targets(np.zeros((1, 3)), temperature)
-
-
-def test_benchmark_predict_warms_up_and_reports():
-    calls = []
-    out = router.benchmark_predict(lambda batch: calls.append(len(batch)), ["a", "b", "c"], batch_size=4,
-                                   warmup=2, repeats=5)
-    assert calls == [4] * 7
-    assert out["calls"] == 5
-    assert out["ms_per_email_q1"] <= out["ms_per_email"] <= out["ms_per_email_q3"]
-    assert out["ms_per_email_iqr"] == pytest.approx(out["ms_per_email_q3"] - out["ms_per_email_q1"])
-    assert out["emails_per_s"] == pytest.approx(1000 / out["ms_per_email"])
-    assert out["emails_per_s_q1"] <= out["emails_per_s"] <= out["emails_per_s_q3"]
-
-
-def test_benchmark_interleaved_times_the_same_batches():
-    seen = {"slow": [], "fast": []}
-
-    def slow(batch):
-        seen["slow"].append(tuple(batch))
-        sum(range(20_000))
-
-    def fast(batch):
-        seen["fast"].append(tuple(batch))
-
-    out = router.benchmark_interleaved({"slow": slow, "fast": fast}, list("abcdefg"), batch_size=2,
-                                       warmup=1, repeats=9, baseline="slow")
-    assert seen["slow"] == seen["fast"] and len(seen["slow"]) == 10
-    assert out["slow"]["speedup"]["median"] == pytest.approx(1.0)
-    assert out["fast"]["speedup"]["q1"] <= out["fast"]["speedup"]["median"] <= out["fast"]["speedup"]["q3"]
-    assert out["fast"]["speedup"]["median"] > 2
-    with pytest.raises(ValueError, match="baseline"):
-        router.benchmark_interleaved({"a": fast}, ["x"], 1, warmup=0, repeats=2, baseline="b")
-
-
-def test_one_thread_restores():
-    before = torch.get_num_threads()
-    with router.one_thread():
-        assert torch.get_num_threads() == 1
-    assert torch.get_num_threads() == before
 
 
 # ---- the student ----------------------------------------------------------------
@@ -346,7 +307,7 @@ def test_student_is_small_and_fast():
     student = NgramStudent(6)
     assert student.num_parameters() < 22_700_000 / 100
     texts = ["Hello, I was charged twice for order #1234567 on 3 March, please fix it. Thanks, Anna"] * 256
-    stats = router.benchmark_predict(student.predict_proba, texts, batch_size=256, warmup=2, repeats=10)
+    stats = timing.benchmark_predict(student.predict_proba, texts, batch_size=256, warmup=2, repeats=10)
     assert stats["emails_per_s"] > 5_000  # loose: the benchmark, not this test, measures speed
 
 

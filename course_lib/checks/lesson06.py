@@ -15,7 +15,7 @@ from torch import nn
 from .. import compress
 from ..answers import lesson06 as answers
 from ..config import seeded
-from ..router.timing import one_thread
+from ..timing import pinned_threads
 from ._clock import FakeClock, FakeModel, fake_time
 from ._core import call_learner, learner_check, name_mistakes
 from .lesson03 import _spy_on_distillation_loss
@@ -226,7 +226,7 @@ def _prune_run(fn: Callable, amount: float, temperature: float, alpha: float, ep
     before = compress.prune_magnitude(student, amount)
     what = (f"fine_tune_pruned(amount={amount:g}, temperature={temperature:g}, alpha={alpha:g}, epochs={epochs}, "
             f"lr={lr:g})")
-    with one_thread(), _spy_on_distillation_loss(fn) as calls:  # a toy model trains faster on one thread
+    with pinned_threads(1), _spy_on_distillation_loss(fn) as calls:  # a toy model trains faster on one thread
         out = call_learner(fn, student, amount, x, teacher_logits.clone(), labels.clone(), temperature, alpha,
                            epochs, lr)
     state = student.state_dict()

@@ -205,7 +205,7 @@ def library_function(name: str):
     """The course_lib function of that name, if the library implements the exercise itself."""
     import importlib
 
-    for module in ("losses", "evaluate", "distill", "hidden", "router.targets", "router.timing", "sequence",
+    for module in ("losses", "evaluate", "distill", "hidden", "router.targets", "timing", "sequence",
                    "compress"):
         try:
             found = getattr(importlib.import_module(f"course_lib.{module}"), name, None)

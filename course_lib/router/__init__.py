@@ -5,24 +5,21 @@
 * :mod:`.student`: :class:`NgramStudent`, hashed word uni- and bigrams -> ``nn.EmbeddingBag``
   -> linear (fastText style), trained on int labels or on the teacher's probability rows.
 * :mod:`.targets`: :func:`soft_targets` and :func:`soft_label_loss` (what the student learns from).
-* :mod:`.timing`: :func:`benchmark_predict`, :func:`benchmark_interleaved` and :func:`one_thread`
-  (what each model costs, with its spread).
 * :mod:`.pipeline`: :func:`email_sets` and :func:`router_models`, lesson 04's data and models in two
   calls for the lessons that build on them (lesson 05).
 
 Both models follow a scikit-learn-like API (``fit``, ``predict_proba``, ``predict``) and
-work for any text-classification task with int labels in ``[0, num_classes)``.
-:func:`benchmark_predict` is the library version of lesson 04's latency exercise (4.2).
+work for any text-classification task with int labels in ``[0, num_classes)``. What each
+model costs is measured with :mod:`course_lib.timing` (``benchmark_interleaved`` inside
+``pinned_threads(1)``), which times MNIST models too.
 """
 from .pipeline import EmailSets, RouterModels, email_sets, router_models
 from .student import NgramStudent
 from .targets import soft_label_loss, soft_targets
 from .teacher import _ENCODERS as _ENCODERS  # the loaded encoders (tests clear it)
 from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path
-from .timing import benchmark_interleaved, benchmark_predict, one_thread, summarize_timing
 
 __all__ = [
-    "EmailSets", "MINILM_SHA256", "NgramStudent", "RouterModels", "TextTeacher", "benchmark_interleaved",
-    "benchmark_predict", "email_sets", "one_thread", "packaged_encoder_path", "router_models", "soft_label_loss",
-    "soft_targets", "summarize_timing",
+    "EmailSets", "MINILM_SHA256", "NgramStudent", "RouterModels", "TextTeacher", "email_sets",
+    "packaged_encoder_path", "router_models", "soft_label_loss", "soft_targets",
 ]
