@@ -278,11 +278,22 @@ def exact_match(predicted: torch.Tensor, answers: torch.Tensor, lengths: torch.T
     return first_error(predicted, answers, lengths) == 0
 
 
-def accuracy_by_length(model: nn.Module, chains: Chains, batch_size: int = 1024) -> dict[int, float]:
-    """Exact-match accuracy for each chain length in ``chains``: ``{k: share of rows of length k fully right}``."""
-    predicted = decode_chains(model, chains, batch_size)
+def exact_match_by_length(predicted: torch.Tensor, chains: Chains) -> dict[int, float]:
+    """Exact-match accuracy of ``predicted`` answers for each chain length in ``chains``.
+
+    Args:
+        predicted: (N, >= max k) answers to ``chains``' prompts, e.g. from :func:`decode_chains` (decode
+            once, then score, find first errors, ... on the same predictions).
+    Returns:
+        ``{k: share of rows of length k whose first k steps are all right}``, k ascending.
+    """
     right = exact_match(predicted, chains.answers, chains.lengths)
     return {int(k): float(right[chains.lengths == k].float().mean()) for k in chains.lengths.unique()}
+
+
+def accuracy_by_length(model: nn.Module, chains: Chains, batch_size: int = 1024) -> dict[int, float]:
+    """Exact-match accuracy of ``model``'s greedy answers for each chain length: :func:`exact_match_by_length`."""
+    return exact_match_by_length(decode_chains(model, chains, batch_size), chains)
 
 
 def decode_chains(model: nn.Module, chains: Chains, batch_size: int = 1024) -> torch.Tensor:

@@ -168,6 +168,28 @@ def test_accuracy_by_length_of_a_perfect_and_a_broken_model():
     assert sq.accuracy_by_length(Oracle(), chains) == {1: 1.0, 2: 1.0, 3: 1.0}
 
 
+def test_exact_match_by_length_from_predictions_matches_a_plain_loop_and_the_model_path():
+    chains = sq.make_chains(60, range(1, 6), seed=4, num_symbols=NUM_SYMBOLS)
+    # predictions with a known pattern of mistakes: row i is wrong at step (i % 7) + 1, if that step counts
+    predicted = chains.answers.clone()
+    for i in range(len(chains)):
+        step = i % 7
+        if step < predicted.shape[1]:
+            predicted[i, step] = (predicted[i, step] + 1) % NUM_SYMBOLS
+    by_loop = {}
+    for k in sorted(set(chains.lengths.tolist())):
+        rows = [i for i in range(len(chains)) if int(chains.lengths[i]) == k]
+        right = [all(int(predicted[i, s]) == int(chains.answers[i, s]) for s in range(k)) for i in rows]
+        by_loop[k] = sum(right) / len(rows)
+    assert sq.exact_match_by_length(predicted, chains) == pytest.approx(by_loop, abs=1e-7)
+    assert list(sq.exact_match_by_length(predicted, chains)) == sorted(by_loop)
+    # a model: scoring its decoded answers is what accuracy_by_length does, number for number
+    model = tiny_model(0)
+    assert sq.accuracy_by_length(model, chains) == sq.exact_match_by_length(sq.decode_chains(model, chains), chains)
+    with pytest.raises(ValueError, match="same number of rows"):
+        sq.exact_match_by_length(predicted[:-1], chains)
+
+
 # ----------------------------------------------------------------------------- learning
 def test_token_kd_moves_a_tiny_student_towards_the_teacher(one_thread):
     chains = sq.make_chains(256, range(1, 5), seed=0, num_symbols=NUM_SYMBOLS)
