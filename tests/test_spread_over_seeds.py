@@ -38,3 +38,11 @@ def test_bad_values_are_a_clear_error(bad, words):
     for fn in (evaluate.mean_std, evaluate.spread):
         with pytest.raises(ValueError, match=words):
             fn(bad)
+
+
+def test_report_formats_the_same_numbers():
+    from course_lib import report
+
+    assert report.format_mean_std([1, 2, 3]) == "2.0 ± 1.0"
+    assert report.format_mean_std([0.971, 0.964], scale=100, digits=2) == "96.75 ± 0.49"
+    assert report.format_mean_std([0.5], scale=100) == "50.0"
