@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from course_lib import config, data, models, timing, train
+from course_lib.losses import cross_entropy_loss
 
 
 def epoch_dataloader(model: nn.Module, batch_size: int, feed_only: bool = False) -> tuple[float, int]:
@@ -53,7 +54,7 @@ def epoch_in_memory(model: nn.Module, batch_size: int, feed_only: bool = False) 
             _, yb = splits.x_train[idx], splits.y_train[idx]  # the slicing is what is timed
             seen += len(yb)
         return time.perf_counter() - start, seen
-    history = train.fit(model, splits.x_train, splits.y_train, train.cross_entropy_loss, epochs=1,
+    history = train.fit(model, splits.x_train, splits.y_train, cross_entropy_loss, epochs=1,
                         batch_size=batch_size, schedule="constant", progress=False)
     return history.seconds, len(splits.x_train)
 
@@ -68,7 +69,7 @@ def fit_overhead(hidden: list, batch_size: int, repeats: int, warmup: int = 1) -
     batches = [(x[order[i:i + batch_size]], y[order[i:i + batch_size]]) for i in range(0, len(x), batch_size)]
 
     def fit_epoch(_):
-        train.fit(fit_model, x, y, train.cross_entropy_loss, epochs=1, batch_size=batch_size, desc="fit epoch")
+        train.fit(fit_model, x, y, cross_entropy_loss, epochs=1, batch_size=batch_size, desc="fit epoch")
 
     def bare_epoch(_):
         optimizer = torch.optim.Adam(bare_model.parameters(), lr=1e-3)

@@ -10,6 +10,10 @@ Three different steps, at three different stages:
 * **export** (:func:`export_onnx`, :class:`OnnxModel`) runs the model outside Python's PyTorch, in
   ONNX Runtime; :func:`equivalence` says whether it still computes the same thing.
 
+The module is generic: it knows the course's :class:`~course_lib.models.MLP` and no lesson's model. A model
+with a structure of its own offers its surgery as methods, e.g. the router's ``NgramStudent.prune_dims``
+(which :func:`prune_structured` calls) and ``NgramStudent.as_flat_module`` (a graph to export).
+
 Why ONNX Runtime and not ``torch.ao.quantization.quantize_dynamic``: the installed PyTorch marks its
 eager-mode quantisation as deprecated (it prints migration warnings), and a course must not teach an
 API on its way out. ``torch.onnx.export`` (the ``torch.export``-based exporter) and ONNX Runtime are
@@ -32,7 +36,6 @@ from torch import nn
 from torch.nn.utils import prune
 
 from . import cache, models, timing
-from .router.student import NgramStudent
 
 #: Layer types whose ``weight`` :func:`prune_magnitude` prunes and :func:`sparsity` counts.
 PRUNABLE = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Embedding, nn.EmbeddingBag)
@@ -139,37 +142,33 @@ def prune_structured(model: nn.Module, amount: float) -> nn.Module:
     of the kept units (and their biases) and the matching columns of the next layer are copied into
     new, smaller layers, so each kept unit computes exactly what it computed before.
 
-    Supports :class:`~course_lib.models.MLP` (hidden units of every hidden layer) and
-    :class:`~course_lib.router.student.NgramStudent` (dimensions of the embedding). Returns a new
-    model; ``model`` is not changed.
+    Supports :class:`~course_lib.models.MLP` (hidden units of every hidden layer) and any model that
+    offers its own surgery as a ``prune_dims(amount)`` method, e.g. the router's ``NgramStudent``
+    (dimensions of its embedding): the model knows its own structure, this module stays generic.
+    Returns a new model; ``model`` is not changed.
     """
     if not 0.0 <= amount < 1.0:
         raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
     if has_masks(model):
         raise ValueError("the model still has pruning masks: call make_permanent(model) first")
+    if not isinstance(model, models.MLP):
+        if callable(getattr(model, "prune_dims", None)):
+            return model.prune_dims(amount)
+        raise TypeError(f"prune_structured supports course_lib.models.MLP and models with a prune_dims(amount) "
+                        f"method (e.g. the router's NgramStudent), got {type(model).__name__}")
     small = copy.deepcopy(model)
-    if isinstance(small, models.MLP):
-        linears = [block[0] for block in small.layers] + [small.head]
-        cols = None
-        for i, block in enumerate(small.layers):
-            layer, following = linears[i], linears[i + 1]
-            in_weight = layer.weight if cols is None else layer.weight[:, cols]
-            out_weight = following.weight
-            rows = _keep(_unit_scores(torch.cat([in_weight, layer.bias[:, None]], 1), out_weight), amount)
-            block[0] = _sliced_linear(layer, rows, cols)
-            cols = rows
-        small.head = _sliced_linear(small.head, None, cols)
-        small.hidden = tuple(block[0].out_features for block in small.layers)
-        return small
-    if isinstance(small, NgramStudent):
-        table = small.embedding.weight.detach()
-        dims = _keep(_unit_scores(table.T, small.linear.weight), amount)
-        embedding = nn.EmbeddingBag(table.shape[0], len(dims), mode="mean").to(table.device)
-        embedding.weight.copy_(table[:, dims])
-        small.embedding, small.embedding_dim = embedding, len(dims)
-        small.linear = _sliced_linear(small.linear, None, dims)
-        return small
-    raise TypeError(f"prune_structured supports course_lib.models.MLP and NgramStudent, got {type(model).__name__}")
+    linears = [block[0] for block in small.layers] + [small.head]
+    cols = None
+    for i, block in enumerate(small.layers):
+        layer, following = linears[i], linears[i + 1]
+        in_weight = layer.weight if cols is None else layer.weight[:, cols]
+        out_weight = following.weight
+        rows = _keep(_unit_scores(torch.cat([in_weight, layer.bias[:, None]], 1), out_weight), amount)
+        block[0] = _sliced_linear(layer, rows, cols)
+        cols = rows
+    small.head = _sliced_linear(small.head, None, cols)
+    small.hidden = tuple(block[0].out_features for block in small.layers)
+    return small
 
 
 # --- sizes ------------------------------------------------------------------------------------------
@@ -198,29 +197,6 @@ def model_size_bytes(model: nn.Module, compressed: bool = False) -> int:
 
 
 # --- ONNX export, int8 quantisation, ONNX Runtime --------------------------------------------------
-class FlatNgramStudent(nn.Module):
-    """An :class:`NgramStudent`'s forward written as gather + scatter-add, for export (introduced in lesson 06).
-
-    The exporter turns ``nn.EmbeddingBag`` into an ONNX ``Loop`` over the emails, one iteration per
-    email; here the same mean of each email's rows is a ``Gather`` of the rows, a running count that
-    gives each id its email, and one ``ScatterElements`` sum: a flat graph. It shares the student's
-    weights (no copy) and takes the student's ``(ids, offsets)``.
-    """
-
-    def __init__(self, student: NgramStudent):
-        super().__init__()
-        self.embedding, self.linear = student.embedding, student.linear
-
-    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
-        rows = nn.functional.embedding(ids, self.embedding.weight)             # (total, dim)
-        starts = torch.zeros(ids.shape[0] + 1, dtype=torch.int64)
-        starts = starts.scatter_add(0, offsets[1:], torch.ones_like(offsets[1:]))[:-1]
-        email = starts.cumsum(0)                                                # email index of each id
-        sums = torch.zeros(offsets.shape[0], rows.shape[1]).index_add(0, email, rows)
-        counts = torch.zeros(offsets.shape[0]).index_add(0, email, torch.ones(ids.shape[0]))
-        return self.linear(sums / counts.clamp(min=1.0)[:, None])               # an empty email: zeros, as EmbeddingBag
-
-
 def _as_inputs(example_input) -> tuple:
     return tuple(example_input) if isinstance(example_input, (tuple, list)) else (example_input,)
 

@@ -6,6 +6,7 @@ is the hash of that dict (plus a fingerprint of the data it saw).
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 from typing import Optional, Sequence
 
@@ -13,7 +14,7 @@ import numpy as np
 import torch
 
 from . import cache, config, data, models, train
-from .losses import distillation_loss
+from .losses import cross_entropy_loss, distillation_loss
 
 #: The teacher recipe: a small CNN trained with the paper's jitter (random shifts of up to 2 pixels).
 TEACHER_RECIPE = {"arch": "CNNTeacher", "channels": [16, 32, 64], "hidden": 128, "dropout": 0.3,
@@ -47,7 +48,7 @@ def mnist_teacher(splits: data.MnistSplits, recipe: Optional[dict] = None, progr
 
     def fit_teacher(model):
         shift = lambda xb, generator=None: data.random_shift(xb, recipe["max_shift"], generator)  # noqa: E731
-        train.fit(model, splits.x_train, splits.y_train, train.cross_entropy_loss, epochs=recipe["epochs"],
+        train.fit(model, splits.x_train, splits.y_train, cross_entropy_loss, epochs=recipe["epochs"],
                   batch_size=recipe["batch_size"], lr=recipe["lr"], seed=recipe["seed"], augment=shift,
                   progress=progress, desc="teacher")
 
@@ -159,11 +160,11 @@ def train_student(x: torch.Tensor, labels: torch.Tensor, teacher_logits: Optiona
     with config.seeded(seed):  # the same initial weights for every student of this seed
         student = models.MLP(hidden=hidden).to(config.get_device())
     if teacher_logits is None:
-        history = train.fit(student, x, labels, train.cross_entropy_loss, epochs=epochs, batch_size=batch_size,
+        history = train.fit(student, x, labels, cross_entropy_loss, epochs=epochs, batch_size=batch_size,
                             lr=lr, seed=seed, x_val=x_eval, y_val=y_eval, progress=progress,
                             desc=f"student {tuple(hidden)} labels")
     else:
-        loss = lambda out, t, y: distillation_loss(out, t, y, temperature, alpha)  # noqa: E731
+        loss = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
         history = train.fit(student, x, (teacher_logits, labels), loss, epochs=epochs, batch_size=batch_size,
                             lr=lr, seed=seed, x_val=x_eval, y_val=y_eval, progress=progress,
                             desc=f"student {tuple(hidden)} T={temperature:g} alpha={alpha:g}")

@@ -489,3 +489,42 @@ def choose_threshold(student_probs, teacher_probs, labels, target_accuracy: floa
     curve = cascade_curve(student_probs, teacher_probs, labels, thresholds)
     passing = [row["threshold"] for row in curve if row["accuracy"] >= target_accuracy]
     return min(passing) if passing else None
+
+
+# ----------------------------------------------------------------------------- spread over seeds (lessons 03 and 07)
+def _seed_values(values, name: str) -> list[float]:
+    """``values`` (a list, array or tensor of numbers, one per run) as Python floats; ValueError if empty or not finite."""
+    array = np.asarray(values.detach().cpu() if isinstance(values, torch.Tensor) else values, dtype=float)
+    if array.ndim != 1 or array.size == 0:
+        raise ValueError(f"{name} expects a non-empty 1-D list of numbers (one per seed), got shape {array.shape}")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name}: the values contain NaN or inf ({array.tolist()}): a run failed; look at it first")
+    return [float(v) for v in array]
+
+
+def spread(values) -> float:
+    """Sample standard deviation (n - 1 in the denominator) of one result over seeds; 0.0 for a single run.
+
+    Args:
+        values: one number per seed (a list, NumPy array or tensor), e.g. test accuracies in percent.
+
+    Introduced in lesson 03; lesson 07 uses it too. ``statistics.stdev`` underneath, exactly.
+    """
+    import statistics  # local: this section stands alone
+
+    values = _seed_values(values, "spread")
+    return statistics.stdev(values) if len(values) > 1 else 0.0
+
+
+def mean_std(values) -> tuple[float, float]:
+    """``(mean, spread)`` of one result over seeds: the mean and the sample standard deviation (0.0 for one run).
+
+    Args:
+        values: one number per seed (a list, NumPy array or tensor); scale them first to report in
+            percent (``mean_std([100 * a for a in accuracies])``).
+
+    Introduced in lesson 03; lesson 07 uses it too.
+    """
+    import statistics  # local: this section stands alone
+
+    return statistics.mean(_seed_values(values, "mean_std")), spread(values)

@@ -12,6 +12,7 @@ Helpers here never move a model: they read its device and move their inputs to i
 """
 from __future__ import annotations
 
+import functools
 from typing import Optional
 
 import torch
@@ -19,7 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import config, train
-from .losses import (attention_transfer_loss, cosine_representation_loss, distillation_loss,
+from .losses import (attention_transfer_loss, cosine_representation_loss, cross_entropy_loss, distillation_loss,
                      relational_distance_loss)
 from .models import model_device
 
@@ -82,7 +83,7 @@ def fitnets(student: nn.Module, regressor: nn.Module, x: torch.Tensor, teacher_h
     """
     hint_stage(student, regressor, x, teacher_hints, layer, hint_epochs, lr=lr, batch_size=batch_size,
                seed=seed, progress=progress)
-    kd = lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)  # noqa: E731
+    kd = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
     return train.fit(student, x, (teacher_logits, labels), kd, epochs=kd_epochs, batch_size=batch_size, lr=lr,
                      seed=seed, progress=progress, desc="FitNets stage 2: KD")
 
@@ -115,9 +116,9 @@ def train_hidden_student(method: str, build_student, x: torch.Tensor, labels: to
     pairs = dict(pairs or {})
     common = dict(batch_size=batch_size, lr=lr, seed=seed, progress=progress, desc=method)
     if method == "baseline":  # true labels only, no teacher
-        return student, train.fit(student, x, labels, train.cross_entropy_loss, epochs=epochs, **common)
+        return student, train.fit(student, x, labels, cross_entropy_loss, epochs=epochs, **common)
     if method == "soft targets":  # the teacher's soft targets, no hidden-state term
-        kd = lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)  # noqa: E731
+        kd = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
         return student, train.fit(student, x, (teacher["logits"], labels), kd, epochs=epochs, **common)
     if method == "hint+KD":
         s_layer, t_layer = next(iter(pairs.items()))

@@ -1,13 +1,19 @@
-"""Every distillation loss of the course, each short and self-contained so it can be pasted into production code.
+"""Every loss of the course, each short and self-contained so it can be pasted into production code.
 
-Logit losses (introduced in lesson 02): softened probabilities, the KD loss and the full
-Hinton objective. Hidden-state losses (introduced in lesson 03): FitNets' hint loss,
-attention transfer, cosine representation matching and RKD's relational distances; each
-takes the student's features first and the teacher's second, treats the teacher as a
-constant (its features are detached) and returns a 0-dim tensor that is 0 when the
-student matches the teacher. The unit tests (``tests/test_losses.py``) pin every loss
-against the formula written out and, where PyTorch has one, against its reference
-(``torch.nn.functional.kl_div``).
+Hard labels (lesson 00): :func:`cross_entropy_loss`. Logit losses (lesson 02): softened
+probabilities, the KD loss and the full Hinton objective. Hidden-state losses (lesson 03):
+FitNets' hint loss, attention transfer, cosine representation matching and RKD's relational
+distances; each takes the student's features first and the teacher's second, treats the teacher
+as a constant (its features are detached) and returns a 0-dim tensor that is 0 when the student
+matches the teacher. Soft labels (lesson 04): :func:`soft_label_loss`. Sequences (lesson 07):
+:func:`masked_cross_entropy` and :func:`masked_kd_loss`, averaged over the answer positions only.
+
+``train.fit`` calls ``loss_fn(model(x_batch), *target_batches)``; a loss with settings gets them
+bound once with ``functools.partial``, e.g.
+``functools.partial(distillation_loss, temperature=4.0, alpha=0.9)`` (the course's one form).
+
+The unit tests (``tests/test_losses.py``) pin every loss against the formula written out and,
+where PyTorch has one, against its reference (``torch.nn.functional.kl_div``).
 """
 from __future__ import annotations
 
@@ -17,8 +23,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["softmax_with_temperature", "kd_loss", "distillation_loss", "hint_loss", "attention_map",
-           "attention_transfer_loss", "cosine_representation_loss", "relational_distance_loss"]
+__all__ = ["cross_entropy_loss", "softmax_with_temperature", "kd_loss", "distillation_loss", "hint_loss",
+           "attention_map", "attention_transfer_loss", "cosine_representation_loss", "relational_distance_loss",
+           "soft_label_loss", "masked_cross_entropy", "masked_kd_loss"]
 
 
 def _check_temperature(temperature: float) -> float:
@@ -44,6 +51,17 @@ def _check_logits_pair(student_logits: torch.Tensor, teacher_logits: torch.Tenso
             f"student_logits and teacher_logits must have the same shape, got "
             f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}"
         )
+
+
+def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Plain cross-entropy on hard labels, averaged over the batch: the ``loss_fn`` for a teacher or a baseline.
+
+    Args:
+        logits: (batch, num_classes). labels: (batch,) integer class indices.
+
+    Introduced in lesson 00.
+    """
+    return F.cross_entropy(logits, labels)
 
 
 def softmax_with_temperature(logits: torch.Tensor, temperature: float = 1.0,
@@ -325,3 +343,68 @@ def relational_distance_loss(student_embeddings: torch.Tensor,
     with torch.no_grad():
         d_t = _normalised_distances(teacher_embeddings.detach().flatten(1))
     return F.smooth_l1_loss(d_s, d_t, reduction="mean")
+
+
+# ----------------------------------------------------------------------------- soft labels (lesson 04)
+def soft_label_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy of the student against soft targets, averaged over the batch.
+
+    ``-(targets * log_softmax(student_logits)).sum(-1).mean()``: with one-hot targets this is the
+    ordinary cross-entropy; with a teacher's probability rows (e.g. ``router.soft_targets``) every
+    class the teacher found plausible pulls on the student in proportion to its probability. The
+    targets already carry their temperature, so none is applied to the student here.
+
+    Args:
+        student_logits: (batch, num_classes). targets: (batch, num_classes) probability rows.
+
+    Returns:
+        A 0-dim tensor; its gradient w.r.t. the logits is ``(softmax(student_logits) - targets) / batch``.
+
+    Introduced in lesson 04.
+    """
+    if student_logits.dim() != 2 or targets.shape != student_logits.shape:
+        raise ValueError(f"soft_label_loss expects student_logits and targets of the same shape (batch, num_classes), "
+                         f"got {tuple(student_logits.shape)} and {tuple(targets.shape)}")
+    return -(targets * F.log_softmax(student_logits, dim=-1)).sum(dim=-1).mean()
+
+
+# ----------------------------------------------------------------------------- sequences (lesson 07)
+def _check_mask(logits: torch.Tensor, mask: torch.Tensor, what: str) -> None:
+    """Raise ValueError unless ``mask`` is a bool (B, L) tensor matching ``logits`` (B, L, V) with a True entry."""
+    if logits.dim() != 3 or mask.dtype != torch.bool or mask.shape != logits.shape[:2]:
+        raise ValueError(f"{what}: expected logits (B, L, V) and a bool mask (B, L), got logits "
+                         f"{tuple(logits.shape)} and a {mask.dtype} mask {tuple(mask.shape)}")
+    if not bool(mask.any()):
+        raise ValueError(f"{what}: the mask selects no position, so there is nothing to average over")
+
+
+def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy on the ground truth, averaged over the positions where ``mask`` is True.
+
+    Args:
+        logits: (B, L, V), already aligned with ``targets`` (logit t scores token t + 1 of the row).
+        targets: (B, L) int64. mask: (B, L) bool; padding and prompt positions are False.
+
+    Introduced in lesson 07.
+    """
+    _check_mask(logits, mask, "masked_cross_entropy")
+    return F.cross_entropy(logits[mask], targets[mask])
+
+
+def masked_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                   temperature: float = 1.0) -> torch.Tensor:
+    """Token-level KD: :func:`kd_loss` at every position where ``mask`` is True, averaged over those positions.
+
+    Padding must stay out of both the sum and the count: selecting the masked rows first
+    (``logits[mask]``, shape (M, V)) does both, because ``kd_loss`` averages over its rows.
+    Multiplying by the mask and averaging over all B * L positions would shrink the loss of
+    short rows, and the more padding a batch had, the weaker its signal.
+
+    Args:
+        student_logits, teacher_logits: (B, L, V), aligned (same input tokens, same positions).
+        mask: (B, L) bool. temperature: as in :func:`kd_loss` (the T^2 factor is applied there).
+
+    Introduced in lesson 07.
+    """
+    _check_mask(student_logits, mask, "masked_kd_loss")
+    return kd_loss(student_logits[mask], teacher_logits[mask], temperature)

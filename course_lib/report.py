@@ -27,12 +27,13 @@ def _load(name: str, root: Path) -> dict | None:
     return json.loads(path.read_text()) if path.exists() else None
 
 
-def mean_std(values, scale: float = 1.0, digits: int = 1) -> str:
-    """``mean ± std`` of per-seed numbers times ``scale`` (std with n-1), or the single value."""
+def format_mean_std(values, scale: float = 1.0, digits: int = 1) -> str:
+    """``"mean ± std"`` of per-seed numbers times ``scale`` (:func:`course_lib.evaluate.mean_std`), or the single value."""
     values = [scale * float(v) for v in values]
     if len(values) == 1:
         return f"{values[0]:.{digits}f}"
-    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
+    mean, std = evaluate.mean_std(values)
+    return f"{mean:.{digits}f} ± {std:.{digits}f}"
 
 
 def lesson02(r: dict) -> str:
@@ -50,13 +51,14 @@ def lesson02(r: dict) -> str:
         "| model | ours | Hinton et al. 2015 |",
         "|---|---:|---:|",
         f"| teacher ({r.get('teacher_description', 'CNN')}) | {r['teacher_errors']} | 67 (1200-1200 MLP, dropout, jitter) |",
-        f"| 800-800 baseline (hard labels, no teacher) | {mean_std(r['baseline_errors'])} | 146 |",
+        f"| 800-800 baseline (hard labels, no teacher) | {format_mean_std(r['baseline_errors'])} | 146 |",
     ]
     if "control_errors" in r:
         seeds_note = ", seed 0" if len(r["control_errors"]) == 1 else ""
         lines.append(f"| 800-800 student, hard labels on the jittered copies (control{seeds_note}) | "
-                     f"{mean_std(r['control_errors'])} | - |")
-    lines.append(f"| 800-800 soft-target student, T={r['temperature']:g}{alpha} | {mean_std(r['soft_target_errors'])} | 74 |")
+                     f"{format_mean_std(r['control_errors'])} | - |")
+    lines.append(f"| 800-800 soft-target student, T={r['temperature']:g}{alpha} | "
+                 f"{format_mean_std(r['soft_target_errors'])} | 74 |")
     if "chosen_temperature" in r:
         small = r["small_student_test_errors"]
         t_small = r["chosen_temperature"]["30-30"]
@@ -81,7 +83,8 @@ def lesson02(r: dict) -> str:
         lines += [
             "",
             f"Few labels ({few['fraction'] * 100:g}% of the transfer set, {few['n']} images): baseline "
-            f"{mean_std(few['baseline_errors'])} test errors, soft-target student {mean_std(few['soft_target_errors'])}.",
+            f"{format_mean_std(few['baseline_errors'])} test errors, soft-target student "
+            f"{format_mean_std(few['soft_target_errors'])}.",
         ]
     return "\n".join(lines)
 
@@ -190,8 +193,8 @@ def lesson03(r: dict) -> str:
         if m is None:
             continue
         beta = f" (beta = {m['beta']:g})" if m.get("beta") is not None else ""
-        lines.append(f"| student: {method}{beta} | {mean_std(m['test_accuracy'], 100, 2)} | "
-                     f"{mean_std(m['shifted_test_accuracy'], 100, 2)} | "
+        lines.append(f"| student: {method}{beta} | {format_mean_std(m['test_accuracy'], 100, 2)} | "
+                     f"{format_mean_std(m['shifted_test_accuracy'], 100, 2)} | "
                      f"{m['params']:,} | {_latency_ms(m)} |")
     return "\n".join(lines)
 
@@ -210,7 +213,7 @@ def lesson07(r: dict) -> str:
     def cell(model: str, keys) -> str:
         seeds = per_seed.get(model)
         if seeds:
-            return mean_std([statistics.mean(seed[str(k)] for k in keys) for seed in seeds], scale=100)
+            return format_mean_std([statistics.mean(seed[str(k)] for k in keys) for seed in seeds], scale=100)
         return f"{100 * statistics.mean(acc[model][str(k)] for k in keys):.1f}"
 
     params = r["parameters"]
@@ -345,8 +348,8 @@ def run_times(timings: dict) -> str:
 
 
 def _headline02(r: dict) -> str:
-    return (f"test errors out of 10,000: soft-target student {mean_std(r['soft_target_errors'])}, baseline "
-            f"{mean_std(r['baseline_errors'])}, teacher {r['teacher_errors']} (Hinton et al.: 74 and 146)")
+    return (f"test errors out of 10,000: soft-target student {format_mean_std(r['soft_target_errors'])}, baseline "
+            f"{format_mean_std(r['baseline_errors'])}, teacher {r['teacher_errors']} (Hinton et al.: 74 and 146)")
 
 
 def _headline03(r: dict) -> str:

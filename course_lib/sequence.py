@@ -17,6 +17,7 @@ logit at position t is the model's distribution over the token at position t + 1
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Optional
@@ -26,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cache, config, train
-from .losses import kd_loss
+from .losses import masked_cross_entropy, masked_kd_loss
 from .models import model_device
 
 # ----------------------------------------------------------------------------- the task
@@ -185,33 +186,7 @@ class TinyGPT(nn.Module):
         return self.head(self.norm(self.blocks(x)))
 
 
-# ----------------------------------------------------------------------------- losses: one per training signal
-def masked_cross_entropy(logits: torch.Tensor, targets: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy on the ground truth, averaged over the positions where ``mask`` is True.
-
-    Args:
-        logits: (B, L, V), already aligned with ``targets`` (logit t scores token t + 1 of the row).
-        targets: (B, L) int64. mask: (B, L) bool; padding and prompt positions are False.
-    """
-    return F.cross_entropy(logits[mask], targets[mask])
-
-
-def masked_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
-                   temperature: float = 1.0) -> torch.Tensor:
-    """Token-level KD: ``losses.kd_loss`` at every position where ``mask`` is True, averaged over those positions.
-
-    Padding must stay out of both the sum and the count: selecting the masked rows first
-    (``logits[mask]``, shape (M, V)) does both, because ``kd_loss`` averages over its rows.
-    Multiplying by the mask and averaging over all B * L positions would shrink the loss of
-    short rows, and the more padding a batch had, the weaker its signal.
-
-    Args:
-        student_logits, teacher_logits: (B, L, V), aligned (same input tokens, same positions).
-        mask: (B, L) bool. temperature: as in ``kd_loss`` (the T^2 factor is applied there).
-    """
-    return kd_loss(student_logits[mask], teacher_logits[mask], temperature)
-
-
+# ----------------------------------------------------------------------------- the token-level KD exercise
 def token_kd_loss(student: nn.Module, teacher: nn.Module, tokens: torch.Tensor, target_mask: torch.Tensor,
                   temperature: float = 1.0) -> torch.Tensor:
     """Token-level KD on whole rows: both models read ``tokens[:, :-1]`` (teacher forcing), and at every answer
@@ -303,11 +278,22 @@ def exact_match(predicted: torch.Tensor, answers: torch.Tensor, lengths: torch.T
     return first_error(predicted, answers, lengths) == 0
 
 
-def accuracy_by_length(model: nn.Module, chains: Chains, batch_size: int = 1024) -> dict[int, float]:
-    """Exact-match accuracy for each chain length in ``chains``: ``{k: share of rows of length k fully right}``."""
-    predicted = decode_chains(model, chains, batch_size)
+def exact_match_by_length(predicted: torch.Tensor, chains: Chains) -> dict[int, float]:
+    """Exact-match accuracy of ``predicted`` answers for each chain length in ``chains``.
+
+    Args:
+        predicted: (N, >= max k) answers to ``chains``' prompts, e.g. from :func:`decode_chains` (decode
+            once, then score, find first errors, ... on the same predictions).
+    Returns:
+        ``{k: share of rows of length k whose first k steps are all right}``, k ascending.
+    """
     right = exact_match(predicted, chains.answers, chains.lengths)
     return {int(k): float(right[chains.lengths == k].float().mean()) for k in chains.lengths.unique()}
+
+
+def accuracy_by_length(model: nn.Module, chains: Chains, batch_size: int = 1024) -> dict[int, float]:
+    """Exact-match accuracy of ``model``'s greedy answers for each chain length: :func:`exact_match_by_length`."""
+    return exact_match_by_length(decode_chains(model, chains, batch_size), chains)
 
 
 def decode_chains(model: nn.Module, chains: Chains, batch_size: int = 1024) -> torch.Tensor:
@@ -335,7 +321,7 @@ def fit_chains(model: nn.Module, chains: Chains, teacher_logits: Optional[torch.
     if teacher_logits.shape[:2] != x.shape:
         raise ValueError(f"teacher_logits {tuple(teacher_logits.shape)} must be the teacher's logits on "
                          f"chains.tokens[:, :-1] {tuple(x.shape)}")
-    loss_fn = lambda logits, targets, m: masked_kd_loss(logits, targets, m, temperature)  # noqa: E731
+    loss_fn = functools.partial(masked_kd_loss, temperature=temperature)
     return train.fit(model, x, (teacher_logits, mask), loss_fn, epochs=epochs, batch_size=batch_size, lr=lr,
                      seed=seed, progress=progress, desc=desc)
 

@@ -146,7 +146,3 @@ def _takes_generator(fn: Callable) -> bool:
     except (TypeError, ValueError):
         return False
 
-
-def cross_entropy_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Plain cross-entropy on hard labels: the ``loss_fn`` for a teacher or a baseline student."""
-    return nn.functional.cross_entropy(logits, labels)

@@ -27,7 +27,7 @@ def no_network(monkeypatch):
 def no_leaked_state():
     """Restore what a test may change behind the next test's back, and fail loudly where it should not have.
 
-    Thread count and ``config.FAST`` are restored and the test fails (use the ``one_thread``
+    Thread count and ``config.FAST`` are restored and the test fails (use the ``pinned_one_thread``
     fixture or ``monkeypatch``); the environment and the global RNGs (torch, NumPy, Python) are
     restored silently, since seeding inside a test is normal and some library code sets
     environment variables on purpose.
@@ -56,7 +56,7 @@ def no_leaked_state():
 
 
 @pytest.fixture
-def one_thread():
+def pinned_one_thread():
     """Run the test on one CPU thread (bitwise-repeatable training), then restore the thread count."""
     with timing.pinned_threads(1):
         yield

@@ -31,7 +31,7 @@ def fitnets_reference(student, regressor, x, teacher_hints, teacher_logits, labe
     (check_hint_loss, losses.hint_loss),
     (check_fitnets, fitnets_reference),
 ])
-def test_check_passes_reference_and_reports_stub(check, reference, capsys, one_thread):
+def test_check_passes_reference_and_reports_stub(check, reference, capsys, pinned_one_thread):
     assert check(reference) is True
     assert "all checks passed" in capsys.readouterr().out
     assert check(stub) is False
@@ -149,7 +149,7 @@ def test_hint_loss_wrong_side_that_crashes_gets_the_hint():
 # --- the FitNets loop: typical mistakes ----------------------------------------------------------------
 
 def _kd(temperature, alpha):
-    return lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)
+    return functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
 
 
 def fit_no_stage1(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2", hint_epochs=5,
@@ -197,7 +197,7 @@ def fit_no_stage2(student, regressor, x, teacher_hints, teacher_logits, labels, 
 def fit_stage2_labels(student, regressor, x, teacher_hints, teacher_logits, labels, layer="block2",
                       hint_epochs=5, kd_epochs=20, temperature=4.0, alpha=0.9, lr=1e-3, seed=0):
     hidden.hint_stage(student, regressor, x, teacher_hints, layer, hint_epochs, lr=lr, seed=seed, progress=False)
-    train.fit(student, x, labels, train.cross_entropy_loss, kd_epochs, lr=lr, seed=seed, progress=False)
+    train.fit(student, x, labels, losses.cross_entropy_loss, kd_epochs, lr=lr, seed=seed, progress=False)
 
 
 @pytest.mark.parametrize("fn,key", [
@@ -205,7 +205,7 @@ def fit_stage2_labels(student, regressor, x, teacher_hints, teacher_logits, labe
     (fit_regressor_frozen, "fit_regressor_frozen"), (fit_no_stage2, "fit_no_stage2"),
     (fit_stage2_labels, "fit_stage2_labels"),
 ])
-def test_fitnets_mistakes(fn, key, one_thread):
+def test_fitnets_mistakes(fn, key, pinned_one_thread):
     assert_hint(check_fitnets, fn, key)
 
 
@@ -245,11 +245,11 @@ def fit_own_loss_fixed_alpha(student, regressor, x, teacher_hints, teacher_logit
     (fit_ignores_temperature, "fit_args_ignored"), (fit_ignores_alpha, "fit_args_ignored"),
     (fit_default_arguments, "fit_args_ignored"), (fit_own_loss_fixed_alpha, "fit_alpha_ignored"),
 ])
-def test_fitnets_must_use_the_temperature_and_alpha_it_is_given(fn, key, one_thread):
+def test_fitnets_must_use_the_temperature_and_alpha_it_is_given(fn, key, pinned_one_thread):
     assert_hint(check_fitnets, fn, key)
 
 
-def test_the_spy_on_distillation_loss_is_removed_afterwards(one_thread):
+def test_the_spy_on_distillation_loss_is_removed_afterwards(pinned_one_thread):
     original = losses.distillation_loss
     with pytest.raises(AssertionError):
         check_fitnets(fit_ignores_alpha)
@@ -282,12 +282,12 @@ def make_fitnets(layer_used=None, swap_epochs=False, hint_epochs_used=None, kd_e
     (make_fitnets(lr_hint=1e-3), "fit_lr"),
     (make_fitnets(lr_hint=1e-2, lr_kd=1e-2), "fit_lr"),
 ])
-def test_fitnets_uses_the_layer_epochs_and_lr_it_is_given(fn, key, one_thread):
+def test_fitnets_uses_the_layer_epochs_and_lr_it_is_given(fn, key, pinned_one_thread):
     assert_hint(check_fitnets, fn, key)
 
 
 @pytest.mark.parametrize("fn", [make_fitnets(batch_size=32), make_fitnets(batch_size=1000)])
-def test_fitnets_accepts_any_batch_size(fn, one_thread):
+def test_fitnets_accepts_any_batch_size(fn, pinned_one_thread):
     assert check_fitnets(fn) is True
 
 

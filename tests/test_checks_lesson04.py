@@ -23,33 +23,33 @@ def softmax(z):
     return np.exp(z) / np.exp(z).sum(axis=-1, keepdims=True)
 
 
-def search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student, targets_fn=None,
+def search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student, targets_fn=None,
            score=None, pick=None):
     """The right answer, with one piece replaceable to write each mistake."""
     targets_fn = targets_fn or (lambda logits, t: softmax(logits / t))
     score = score or (lambda student: float(np.mean(student.predict(val_texts) == val_labels)))
     accuracies = {}
     for t in temperatures:
-        accuracies[t] = score(train_student(traffic_texts, targets_fn(teacher_logits, t)))
+        accuracies[t] = score(train_router_student(traffic_texts, targets_fn(teacher_logits, t)))
     best = pick(accuracies) if pick else max(accuracies, key=accuracies.get)
     return best, accuracies
 
 
-def ct_torch(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+def ct_torch(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student):
     """Correct, with torch targets and numpy accuracies."""
     accuracies = {}
     for t in temperatures:
         targets = torch.softmax(torch.from_numpy(teacher_logits) / t, dim=-1)
-        student = train_student(traffic_texts, targets)
+        student = train_router_student(traffic_texts, targets)
         accuracies[t] = np.mean(student.predict(val_texts) == val_labels)
     return max(accuracies, key=accuracies.get), accuracies
 
 
-def ct_in_place(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+def ct_in_place(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student):
     accuracies = {}
     for t in temperatures:
         teacher_logits /= t
-        accuracies[t] = float(np.mean(train_student(traffic_texts, softmax(teacher_logits)).predict(val_texts)
+        accuracies[t] = float(np.mean(train_router_student(traffic_texts, softmax(teacher_logits)).predict(val_texts)
                                       == val_labels))
     return max(accuracies, key=accuracies.get), accuracies
 
@@ -82,18 +82,18 @@ def ct_wrong_axis(*args):
     return search(*args, targets_fn=lambda logits, t: np.exp(logits / t) / np.exp(logits / t).sum(axis=0))
 
 
-def ct_on_traffic(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+def ct_on_traffic(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student):
     """Chooses by agreement with the teacher on the traffic the students were trained on."""
     agree = lambda s: float(np.mean(s.predict(traffic_texts) == teacher_logits.argmax(axis=1)))  # noqa: E731
-    return search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student, score=agree)
+    return search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student, score=agree)
 
 
-def ct_trains_on_validation(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
-    return search(teacher_logits, val_texts, val_texts, val_labels, temperatures, train_student)
+def ct_trains_on_validation(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student):
+    return search(teacher_logits, val_texts, val_texts, val_labels, temperatures, train_router_student)
 
 
-def ct_counts(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
-    return search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student,
+def ct_counts(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student):
+    return search(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student,
                   score=lambda s: int(np.sum(s.predict(val_texts) == val_labels)))
 
 
@@ -214,8 +214,8 @@ def test_soft_label_loss_other_mistakes_are_told_what_was_observed(fn, words):
 
 
 def test_soft_label_loss_agrees_with_the_library_and_a_grader_gets_a_result():
-    from course_lib import router
+    from course_lib.losses import soft_label_loss
 
-    assert check_soft_label_loss(router.soft_label_loss) is True
+    assert check_soft_label_loss(soft_label_loss) is True
     assert run_check(check_soft_label_loss, SOFT_WRONG[0][0], time_limit_s=30).status == "failed"
     assert run_check(check_choose_temperature, search, time_limit_s=30).passed

@@ -1,4 +1,5 @@
 """The lesson 06 checks accept correct answers and reject each typical mistake with its own hint."""
+import functools
 import gzip
 import os
 import statistics
@@ -13,7 +14,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from course_lib import compress, train
+from course_lib import compress, losses, train
 from course_lib.checks import run_check
 from course_lib.answers.lesson06 import fine_tune_pruned as solution_fine_tune_pruned
 from course_lib.answers.lesson06 import median_latency_ms as solution_median_latency_ms
@@ -189,7 +190,7 @@ def by_hand_fine_tune(student, amount, x, teacher_logits, labels, temperature, a
     pruned = copy.deepcopy(student)
     layers = [(m, "weight") for m in pruned.modules() if isinstance(m, nn.Linear)]
     prune.global_unstructured(layers, pruning_method=prune.L1Unstructured, amount=amount)
-    loss = lambda out, t, y: distillation_loss(out, t, y, temperature, alpha)  # noqa: E731
+    loss = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
     train.fit(pruned, x, (teacher_logits, labels), loss, epochs=epochs, lr=lr, progress=False)
     for module, name in layers:
         prune.remove(module, name)
@@ -198,20 +199,20 @@ def by_hand_fine_tune(student, amount, x, teacher_logits, labels, temperature, a
 
 def masks_left(student, amount, x, teacher_logits, labels, temperature, alpha, epochs, lr):
     pruned = compress.prune_magnitude(student, amount, permanent=False)
-    loss = lambda out, t, y: distillation_loss(out, t, y, temperature, alpha)  # noqa: E731
+    loss = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
     train.fit(pruned, x, (teacher_logits, labels), loss, epochs=epochs, lr=lr, progress=False)
     return pruned
 
 
 def hard_labels(student, amount, x, teacher_logits, labels, temperature, alpha, epochs, lr):
     pruned = compress.prune_magnitude(student, amount, permanent=False)
-    train.fit(pruned, x, labels, train.cross_entropy_loss, epochs=epochs, lr=lr, progress=False)
+    train.fit(pruned, x, labels, losses.cross_entropy_loss, epochs=epochs, lr=lr, progress=False)
     return compress.make_permanent(pruned)
 
 
 def regrown(student, amount, x, teacher_logits, labels, temperature, alpha, epochs, lr):
     pruned = compress.prune_magnitude(student, amount)  # masks folded in *before* training
-    loss = lambda out, t, y: distillation_loss(out, t, y, temperature, alpha)  # noqa: E731
+    loss = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
     train.fit(pruned, x, (teacher_logits, labels), loss, epochs=epochs, lr=lr, progress=False)
     return pruned
 
@@ -226,7 +227,7 @@ def make_fine_tune(prune_fn=None, temperature_used=None, alpha_used=None, epochs
         pruned = (prune_fn or (lambda s, a: compress.prune_magnitude(s, a, permanent=False)))(student, amount)
         t = temperature if temperature_used is None else temperature_used
         a = alpha if alpha_used is None else alpha_used
-        loss = lambda out, tb, y: distillation_loss(out, tb, y, t, a)  # noqa: E731
+        loss = functools.partial(distillation_loss, temperature=t, alpha=a)
         train.fit(pruned, x, (teacher_logits, labels), loss, epochs=epochs_used or epochs, lr=lr, progress=False)
         return compress.make_permanent(pruned) if fold else pruned
     return fine_tune_pruned

@@ -64,7 +64,7 @@ def rng_state():
 
 
 @pytest.mark.parametrize("lesson,name,check", EXERCISES, ids=[e[2] for e in EXERCISES])
-def test_a_check_keeps_the_callers_rng_and_asks_the_same_questions_every_run(lesson, name, check, one_thread,
+def test_a_check_keeps_the_callers_rng_and_asks_the_same_questions_every_run(lesson, name, check, pinned_one_thread,
                                                                               capsys):
     answer = getattr(importlib.import_module(f"course_lib.answers.lesson{lesson}"), name)
     check_fn = getattr(checks, check)

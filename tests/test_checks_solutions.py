@@ -29,7 +29,7 @@ CASES = [(path, number, solution, check) for path in SOLUTIONS
 
 
 @pytest.mark.parametrize("path,number,solution,check", CASES, ids=[f"exercise {c[1]}" for c in CASES])
-def test_the_answer_key_passes_its_check_and_the_check_names_the_exercise(path, number, solution, check, one_thread,
+def test_the_answer_key_passes_its_check_and_the_check_names_the_exercise(path, number, solution, check, pinned_one_thread,
                                                                           capsys):
     setup, found = _exercises(path)
     namespace: dict = {}

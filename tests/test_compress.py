@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from course_lib import compress, models
-from course_lib.router.student import NgramStudent
+from course_lib.router import NgramStudent
 from tolerance import FORWARD_PASS, close32
 
 TEXTS = ["my refund has not arrived", "", "parcel lost in delivery, where is it", "card charged twice",
@@ -124,27 +124,45 @@ def test_prune_structured_mlp_keeps_the_kept_units_outputs(mlp, images):
     assert mlp.hidden == (48, 24)  # the original is untouched
 
 
-def test_prune_structured_ngram_student_drops_embedding_dimensions(student):
-    small = compress.prune_structured(student, 0.5)
-    assert small.embedding_dim == 4 and small.embedding.weight.shape == (512, 4)
+def test_prune_structured_calls_the_models_own_prune_dims(student):
+    """The router's student brings its own surgery (NgramStudent.prune_dims, tested in test_router.py)."""
     ids, offsets = student.featurize(TEXTS)
-    dims = [int((student.embedding.weight.T == col).all(dim=1).nonzero()) for col in small.embedding.weight.T]
-    mean = student.embedding(ids, offsets)[:, dims]
-    expected = mean @ student.linear.weight[:, dims].T + student.linear.bias
-    assert torch.allclose(small(ids, offsets), expected, **close32(FORWARD_PASS))
+    small = compress.prune_structured(student, 0.5)
+    assert small.embedding_dim == 4
+    assert torch.equal(small(ids, offsets), student.prune_dims(0.5)(ids, offsets))
+
+    class Pruneable(torch.nn.Module):  # any model with the hook, not only the router's
+        def __init__(self):
+            super().__init__()
+            self.linear, self.calls = torch.nn.Linear(3, 2), []
+
+        def prune_dims(self, amount):
+            self.calls.append(amount)
+            return "pruned"
+
+    model = Pruneable()
+    assert compress.prune_structured(model, 0.25) == "pruned" and model.calls == [0.25]
+    with pytest.raises(ValueError, match="lie in"):  # the amount is checked before the hook runs
+        compress.prune_structured(model, 1.0)
+    assert model.calls == [0.25]
 
 
 def test_prune_structured_refuses_masks_and_unknown_models(mlp):
     with pytest.raises(ValueError, match="make_permanent"):
         compress.prune_structured(compress.prune_magnitude(mlp, 0.3, permanent=False), 0.5)
-    with pytest.raises(TypeError, match="MLP"):
+    with pytest.raises(TypeError, match="MLP and models with a prune_dims"):
         compress.prune_structured(torch.nn.Linear(3, 3), 0.5)
 
 
-def test_flat_ngram_student_equals_embedding_bag(student):
-    ids, offsets = student.featurize(TEXTS)
-    assert torch.allclose(compress.FlatNgramStudent(student)(ids, offsets), student(ids, offsets),
-                          **close32(FORWARD_PASS))
+def test_compress_knows_no_lesson_model():
+    """Model surgery lives with the model: compress imports nothing from the router."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(compress))
+    imported = [node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)]
+    imported += [alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names]
+    assert not [name for name in imported if "router" in name], imported
 
 
 def test_onnx_export_matches_pytorch_and_int8_is_smaller(mlp, images, tmp_path):
@@ -164,7 +182,7 @@ def test_onnx_export_matches_pytorch_and_int8_is_smaller(mlp, images, tmp_path):
 
 def test_router_student_exports_and_serves(student, tmp_path):
     ids, offsets = student.featurize(TEXTS)
-    path = compress.export_onnx(compress.FlatNgramStudent(student), (ids[:5], offsets[:2]), tmp_path / "r.onnx",
+    path = compress.export_onnx(student.as_flat_module(), (ids[:5], offsets[:2]), tmp_path / "r.onnx",
                                 input_names=["ids", "offsets"])
     logits = compress.OnnxModel(path).predict_logits(ids, offsets)
     assert compress.equivalence(student(ids, offsets).detach(), logits)["within_tolerance"]
@@ -201,7 +219,7 @@ def test_an_onnx_file_with_a_changed_byte_is_refused_before_onnx_runtime_reads_i
 def test_onnx_export_over_an_existing_file_is_atomic_and_resealed(mlp, student, images, tmp_path):
     path = compress.export_onnx(mlp, images[:2], tmp_path / "m.onnx")
     ids, offsets = student.featurize(TEXTS)
-    compress.export_onnx(compress.FlatNgramStudent(student), (ids[:5], offsets[:2]), path, input_names=["ids", "offsets"])
+    compress.export_onnx(student.as_flat_module(), (ids[:5], offsets[:2]), path, input_names=["ids", "offsets"])
     assert compress.OnnxModel(path).input_names == ["ids", "offsets"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m.onnx", "m.onnx.sha256"]  # no .tmp left
 

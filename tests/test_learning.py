@@ -23,7 +23,7 @@ def _bars(n_per_class: int = 8, seed: int = 0):
 
 
 @pytest.mark.parametrize("alpha,follows", [(1.0, "teacher"), (0.0, "labels")])
-def test_train_student_alpha_decides_whom_the_student_follows(alpha, follows, one_thread):
+def test_train_student_alpha_decides_whom_the_student_follows(alpha, follows, pinned_one_thread):
     """The teacher says class (k + 1) % 10 where the label says k: alpha = 1 follows the teacher, 0 the labels."""
     x, labels = _bars()
     teacher_logits = 8.0 * torch.nn.functional.one_hot((labels + 1) % 10, 10).float()
@@ -34,7 +34,7 @@ def test_train_student_alpha_decides_whom_the_student_follows(alpha, follows, on
     assert (predictions == target).float().mean().item() > 0.9
 
 
-def test_distillation_on_mnist_agrees_with_the_teacher_more_than_labels_alone(tmp_path, monkeypatch, one_thread):
+def test_distillation_on_mnist_agrees_with_the_teacher_more_than_labels_alone(tmp_path, monkeypatch, pinned_one_thread):
     """FAST MNIST: 1,000 transfer images, an MLP (400,) student, distilled at T = 4 vs trained on labels.
 
     Measured (2,000 test digits, seeds 0, 1, 2): agreement with the teacher 92.9-93.3% distilled vs

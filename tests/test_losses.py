@@ -1,4 +1,4 @@
-"""Unit tests for course_lib.losses (logit losses of lesson 02, hidden-state losses of lesson 03).
+"""Unit tests for course_lib.losses: every loss of the course (lessons 00, 02, 03, 04 and 07).
 
 References: the formulas written out with explicit loops in float64 (NumPy or Python), and
 ``torch.nn.functional.kl_div(..., reduction="batchmean")``; plus invariances, shapes and errors.
@@ -466,3 +466,87 @@ def test_relational_loss_batch_of_one_is_zero_and_keeps_the_graph():
 def test_relational_loss_errors():
     with pytest.raises(ValueError, match="batch size"):
         losses.relational_distance_loss(torch.zeros(3, 3), torch.zeros(4, 3))
+
+
+# --- cross_entropy_loss (lesson 00) ------------------------------------------------------------
+
+def test_cross_entropy_loss_matches_written_out_formula():
+    student, _ = _logits()
+    labels = torch.tensor([0, 3, 6, 1, 1, 5])
+    expected = _ce_written_out(student, labels)
+    assert float(losses.cross_entropy_loss(student, labels)) == approx32(expected, kd_magnitude(student))
+
+
+# --- soft_label_loss (lesson 04) ---------------------------------------------------------------
+
+def test_soft_label_loss_matches_formula():
+    student_logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
+    targets = torch.tensor([[0.2, 0.5, 0.3], [0.0, 0.1, 0.9]])
+    s, t = student_logits.double().numpy(), targets.double().numpy()  # the reference in float64
+    p = np.exp(s) / np.exp(s).sum(1, keepdims=True)
+    expected = -(t * np.log(p)).sum(1).mean()
+    assert float(losses.soft_label_loss(student_logits, targets)) == approx32(expected, kd_magnitude(student_logits))
+
+
+def test_soft_label_loss_gradient_is_q_minus_t_over_batch_and_one_hot_is_cross_entropy():
+    student, teacher = _logits()
+    targets = softmax_with_temperature(teacher, 2.0)
+    student = student.clone().requires_grad_(True)
+    losses.soft_label_loss(student, targets).backward()
+    expected = (torch.softmax(student.detach().double(), -1) - targets.double()) / len(student)
+    torch.testing.assert_close(student.grad.double(), expected, **close32(1.0))
+    labels = torch.tensor([0, 3, 6, 1, 1, 5])
+    one_hot = F.one_hot(labels, 7).float()
+    assert float(losses.soft_label_loss(student.detach(), one_hot)) == approx32(
+        _ce_written_out(student, labels), kd_magnitude(student))
+
+
+def test_soft_label_loss_refuses_mismatched_shapes():
+    with pytest.raises(ValueError, match="same shape"):
+        losses.soft_label_loss(torch.zeros(2, 3), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="same shape"):
+        losses.soft_label_loss(torch.zeros(3), torch.zeros(3))
+
+
+# --- masked sequence losses (lesson 07) ----------------------------------------------------------
+
+SEQ_MASK = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=torch.bool)
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.5])
+def test_masked_kd_loss_equals_written_out_formula_and_ignores_padding(temperature):
+    g = torch.Generator().manual_seed(1)
+    student, teacher = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g) * 2
+    loss = losses.masked_kd_loss(student, teacher, SEQ_MASK, temperature)
+    # the mean over the 9 answer positions only: the written-out KD over exactly those rows
+    expected = _kd_written_out(student[SEQ_MASK], teacher[SEQ_MASK], temperature)
+    assert loss.item() == approx32(expected, kd_magnitude(student[SEQ_MASK], teacher[SEQ_MASK],
+                                                          temperature=temperature))
+    # whatever sits at padded positions changes nothing
+    student2, teacher2 = student.clone(), teacher.clone()
+    student2[~SEQ_MASK] = 100.0 * torch.randn(int((~SEQ_MASK).sum()), 7, generator=g)
+    teacher2[~SEQ_MASK] = -50.0
+    # the same masked rows go through the same kd_loss: bit-identical, not merely close
+    assert losses.masked_kd_loss(student2, teacher2, SEQ_MASK, temperature).item() == loss.item()
+
+
+def test_masked_cross_entropy_ignores_padding():
+    g = torch.Generator().manual_seed(2)
+    logits, targets = torch.randn(2, 4, 5, generator=g), torch.randint(5, (2, 4), generator=g)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
+    by_hand = -sum(_log_softmax_np(logits[b, t].numpy(), 1.0)[targets[b, t]]
+                   for b, t in [(0, 0), (0, 1), (1, 0)]) / 3
+    assert losses.masked_cross_entropy(logits, targets, mask).item() == approx32(by_hand, kd_magnitude(logits))
+
+
+@pytest.mark.parametrize("fn", ["masked_cross_entropy", "masked_kd_loss"])
+def test_masked_losses_refuse_a_bad_or_empty_mask(fn):
+    logits = torch.zeros(3, 5, 7)
+    second = torch.zeros(3, 5, dtype=torch.long) if fn == "masked_cross_entropy" else torch.zeros(3, 5, 7)
+    loss = getattr(losses, fn)
+    with pytest.raises(ValueError, match="bool mask"):
+        loss(logits, second, SEQ_MASK.long())            # a 0/1 int mask would index rows, not select them
+    with pytest.raises(ValueError, match="bool mask"):
+        loss(logits, second, SEQ_MASK[:, :4])            # the mask does not match the logits
+    with pytest.raises(ValueError, match="no position"):
+        loss(logits, second, torch.zeros(3, 5, dtype=torch.bool))  # nothing to average: nan otherwise

@@ -5,7 +5,7 @@ import pytest
 import torch
 from torch import nn
 
-from course_lib import config, evaluate, models, train
+from course_lib import config, evaluate, losses, models, train
 from course_lib.config import seed_everything
 from tolerance import FORWARD_PASS, close32
 
@@ -48,7 +48,7 @@ def test_fit_learns_and_reports_history():
     x, y = _toy_problem()
     seed_everything(0)
     model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
-    hist = train.fit(model, x, y, train.cross_entropy_loss, epochs=15, batch_size=64, lr=1e-2,
+    hist = train.fit(model, x, y, losses.cross_entropy_loss, epochs=15, batch_size=64, lr=1e-2,
                      x_val=x, y_val=y, progress=False)
     assert len(hist.loss) == 15 and len(hist.val_accuracy) == 15
     assert hist.loss[-1] < hist.loss[0] * 0.5
@@ -62,7 +62,7 @@ def test_fit_is_deterministic_for_a_seed():
     def run(seed):
         seed_everything(0)
         model = models.MLP(hidden=(16,), in_features=16, num_classes=4, dropout=0.2)
-        train.fit(model, x, y, train.cross_entropy_loss, epochs=2, batch_size=32, seed=seed, progress=False)
+        train.fit(model, x, y, losses.cross_entropy_loss, epochs=2, batch_size=32, seed=seed, progress=False)
         return torch.cat([p.detach().flatten() for p in model.parameters()])
 
     assert torch.equal(run(1), run(1))
@@ -87,7 +87,7 @@ def test_fit_rejects_bad_input():
     x, y = _toy_problem(32)
     model = models.MLP(hidden=(8,), in_features=16, num_classes=4)
     with pytest.raises(ValueError, match="rows but x has"):
-        train.fit(model, x, y[:10], train.cross_entropy_loss, epochs=1, progress=False)
+        train.fit(model, x, y[:10], losses.cross_entropy_loss, epochs=1, progress=False)
     with pytest.raises(FloatingPointError, match="loss became"):
         train.fit(model, x, y, lambda out, t: out.sum() * float("nan"), epochs=1, progress=False)
 
@@ -178,13 +178,13 @@ def test_fit_and_predict_logits_on_cuda():
     x, y = _toy_problem()
     with config.seeded(0):
         model = models.MLP(hidden=(32,), in_features=16, num_classes=4).to("cuda")
-    train.fit(model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
+    train.fit(model, x, y, losses.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
     assert models.model_device(model).type == "cuda"
     logits = models.predict_logits(model, x)
     assert logits.device.type == "cpu" and evaluate.accuracy(logits, y) > 0.8
     with config.seeded(0):
         cpu_model = models.MLP(hidden=(32,), in_features=16, num_classes=4)
-    train.fit(cpu_model, x, y, train.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
+    train.fit(cpu_model, x, y, losses.cross_entropy_loss, epochs=5, batch_size=64, lr=1e-2, progress=False)
     torch.testing.assert_close(logits, models.predict_logits(cpu_model, x), atol=1e-2, rtol=1e-2)
 
 

@@ -12,7 +12,7 @@ import torch
 from course_lib import hashing, router, timing
 from course_lib.router import MINILM_SHA256, NgramStudent, TextTeacher
 from course_lib.router._inputs import as_texts
-from tolerance import FORWARD_PASS, approx32, close32, kd_magnitude
+from tolerance import FORWARD_PASS, close32
 
 
 # ---- reference functions ------------------------------------------------------
@@ -27,15 +27,6 @@ def test_soft_targets_numpy_and_torch():
                                    torch.tensor(expected), atol=1e-6, rtol=0)
     with pytest.raises(ValueError, match="temperature"):
         router.soft_targets(logits, 0.0)
-
-
-def test_soft_label_loss_matches_formula():
-    student_logits = torch.tensor([[1.0, 2.0, 0.5], [0.0, 0.0, 3.0]])
-    targets = torch.tensor([[0.2, 0.5, 0.3], [0.0, 0.1, 0.9]])
-    s, t = student_logits.double().numpy(), targets.double().numpy()  # the reference in float64
-    p = np.exp(s) / np.exp(s).sum(1, keepdims=True)
-    expected = -(t * np.log(p)).sum(1).mean()
-    assert float(router.soft_label_loss(student_logits, targets)) == approx32(expected, kd_magnitude(student_logits))
 
 
 def test_soft_targets_refuse_nan_and_inf():
@@ -176,6 +167,61 @@ def test_student_refuses_to_fit_on_nothing():
     with pytest.raises(ValueError, match="no texts to train on"):
         student.fit([], np.zeros((0, 3)), progress=False)
     assert torch.equal(student.linear.weight, before)
+
+
+# --- the student's own surgery for lesson 06: prune_dims and as_flat_module ---------------------------
+SURGERY_TEXTS = ["my refund has not arrived", "", "parcel lost in delivery, where is it", "card charged twice",
+                 "x", "please close my account now"] * 3 + [""]
+
+
+@pytest.fixture
+def trained_student():
+    texts, labels = SURGERY_TEXTS[:6], np.array([0, 1, 2, 2, 1, 0])
+    return NgramStudent(3, num_buckets=512, embedding_dim=8, epochs=3, seed=3).fit(texts, labels, progress=False)
+
+
+@pytest.mark.parametrize("amount, kept", [(0.5, 4), (0.0, 8), (0.8, 2), (0.99, 1)])
+def test_prune_dims_keeps_the_highest_scoring_dimensions_and_their_exact_contribution(trained_student, amount, kept):
+    student = trained_student
+    table, weight = student.embedding.weight.detach().double().numpy(), student.linear.weight.detach().double().numpy()
+    before = {k: v.clone() for k, v in student.state_dict().items()}
+    small = student.prune_dims(amount)
+    # the ranking written out: |table column d| * |linear column d|, the top `kept`, in index order
+    scores = np.linalg.norm(table, axis=0) * np.linalg.norm(weight, axis=0)
+    dims = sorted(np.argsort(-scores)[:kept].tolist())
+    assert small.embedding_dim == kept and small.embedding.weight.shape == (512, kept)
+    assert torch.equal(small.embedding.weight, student.embedding.weight[:, dims])
+    assert torch.equal(small.linear.weight, student.linear.weight[:, dims])
+    assert torch.equal(small.linear.bias, student.linear.bias)
+    # the logits: the mean of each email's rows over the kept columns, through the kept weights
+    ids, offsets = student.featurize(SURGERY_TEXTS)
+    expected = student.embedding(ids, offsets)[:, dims] @ student.linear.weight[:, dims].T + student.linear.bias
+    assert torch.allclose(small(ids, offsets), expected, **close32(FORWARD_PASS))
+    # the original is untouched, and the copy still predicts and saves as a student
+    assert all(torch.equal(v, before[k]) for k, v in student.state_dict().items()) and student.embedding_dim == 8
+    assert small.predict_logits(SURGERY_TEXTS).shape == (len(SURGERY_TEXTS), 3)
+    assert small._config()["embedding_dim"] == kept
+
+
+@pytest.mark.parametrize("amount", [-0.1, 1.0, 2])
+def test_prune_dims_refuses_an_amount_outside_0_1(amount):
+    with pytest.raises(ValueError, match="lie in \\[0, 1\\)"):
+        NgramStudent(3, num_buckets=64).prune_dims(amount)
+
+
+def test_as_flat_module_equals_embedding_bag_and_shares_the_weights(trained_student):
+    student = trained_student
+    ids, offsets = student.featurize(SURGERY_TEXTS)
+    flat = student.as_flat_module()
+    assert torch.allclose(flat(ids, offsets), student(ids, offsets), **close32(FORWARD_PASS))
+    # an empty email: zeros through the linear layer, as nn.EmbeddingBag gives
+    empty = SURGERY_TEXTS.index("")
+    assert torch.allclose(flat(ids, offsets)[empty], student.linear.bias, **close32(FORWARD_PASS))
+    # shared, not copied: a change to the student's table shows in the flat module
+    with torch.no_grad():
+        student.embedding.weight.mul_(2.0)
+    assert torch.allclose(flat(ids, offsets), student(ids, offsets), **close32(FORWARD_PASS))
+    assert sum(p.numel() for p in flat.parameters()) == student.num_parameters()
 
 
 @pytest.mark.parametrize("field, value, words", [

@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from course_lib import losses
 from course_lib import sequence as sq
 from tolerance import approx32, close32, kd_magnitude
 
@@ -90,22 +91,6 @@ def _kd_by_hand(student, teacher, mask, temperature):
     return temperature**2 * sum(terms) / len(terms)
 
 
-@pytest.mark.parametrize("temperature", [1.0, 2.5])
-def test_masked_kd_loss_equals_hand_computation_and_ignores_padding(temperature):
-    g = torch.Generator().manual_seed(1)
-    student, teacher = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g) * 2
-    mask = torch.tensor([[0, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 1, 0]], dtype=torch.bool)
-    loss = sq.masked_kd_loss(student, teacher, mask, temperature)
-    expected = _kd_by_hand(student, teacher, mask, temperature)
-    assert loss.item() == approx32(expected, kd_magnitude(student[mask], teacher[mask], temperature=temperature))
-    # whatever sits at padded positions changes nothing
-    student2, teacher2 = student.clone(), teacher.clone()
-    student2[~mask] = 100.0 * torch.randn(int((~mask).sum()), 7, generator=g)
-    teacher2[~mask] = -50.0
-    # the same masked rows go through the same kd_loss: bit-identical, not merely close
-    assert sq.masked_kd_loss(student2, teacher2, mask, temperature).item() == loss.item()
-
-
 def test_token_kd_loss_aligns_positions_and_keeps_the_teacher_out_of_autograd():
     chains = sq.make_chains(8, range(1, 5), seed=0, num_symbols=NUM_SYMBOLS)
     student, teacher = tiny_model(0), tiny_model(1, d_model=32)
@@ -119,15 +104,6 @@ def test_token_kd_loss_aligns_positions_and_keeps_the_teacher_out_of_autograd():
     loss.backward()
     assert all(p.grad is None for p in teacher.parameters())
     assert all(p.grad is not None for p in student.parameters())
-
-
-def test_masked_cross_entropy_ignores_padding():
-    g = torch.Generator().manual_seed(2)
-    logits, targets = torch.randn(2, 4, 5, generator=g), torch.randint(5, (2, 4), generator=g)
-    mask = torch.tensor([[1, 1, 0, 0], [1, 0, 0, 0]], dtype=torch.bool)
-    by_hand = -sum(torch.log_softmax(logits[b, t].double(), -1)[targets[b, t]].item()
-                   for b, t in [(0, 0), (0, 1), (1, 0)]) / 3
-    assert sq.masked_cross_entropy(logits, targets, mask).item() == approx32(by_hand, kd_magnitude(logits))
 
 
 # ----------------------------------------------------------------------------- decoding
@@ -192,8 +168,30 @@ def test_accuracy_by_length_of_a_perfect_and_a_broken_model():
     assert sq.accuracy_by_length(Oracle(), chains) == {1: 1.0, 2: 1.0, 3: 1.0}
 
 
+def test_exact_match_by_length_from_predictions_matches_a_plain_loop_and_the_model_path():
+    chains = sq.make_chains(60, range(1, 6), seed=4, num_symbols=NUM_SYMBOLS)
+    # predictions with a known pattern of mistakes: row i is wrong at step (i % 7) + 1, if that step counts
+    predicted = chains.answers.clone()
+    for i in range(len(chains)):
+        step = i % 7
+        if step < predicted.shape[1]:
+            predicted[i, step] = (predicted[i, step] + 1) % NUM_SYMBOLS
+    by_loop = {}
+    for k in sorted(set(chains.lengths.tolist())):
+        rows = [i for i in range(len(chains)) if int(chains.lengths[i]) == k]
+        right = [all(int(predicted[i, s]) == int(chains.answers[i, s]) for s in range(k)) for i in rows]
+        by_loop[k] = sum(right) / len(rows)
+    assert sq.exact_match_by_length(predicted, chains) == pytest.approx(by_loop, abs=1e-7)
+    assert list(sq.exact_match_by_length(predicted, chains)) == sorted(by_loop)
+    # a model: scoring its decoded answers is what accuracy_by_length does, number for number
+    model = tiny_model(0)
+    assert sq.accuracy_by_length(model, chains) == sq.exact_match_by_length(sq.decode_chains(model, chains), chains)
+    with pytest.raises(ValueError, match="same number of rows"):
+        sq.exact_match_by_length(predicted[:-1], chains)
+
+
 # ----------------------------------------------------------------------------- learning
-def test_token_kd_moves_a_tiny_student_towards_the_teacher(one_thread):
+def test_token_kd_moves_a_tiny_student_towards_the_teacher(pinned_one_thread):
     chains = sq.make_chains(256, range(1, 5), seed=0, num_symbols=NUM_SYMBOLS)
     teacher = tiny_model(1, d_model=32)
     with torch.no_grad():  # a confident, non-trivial teacher
@@ -204,14 +202,14 @@ def test_token_kd_moves_a_tiny_student_towards_the_teacher(one_thread):
 
     def distance():
         with torch.no_grad():
-            return sq.masked_kd_loss(student(x), targets, mask).item()
+            return losses.masked_kd_loss(student(x), targets, mask).item()
 
     before = distance()
     sq.fit_chains(student, chains, teacher_logits=targets, epochs=5, batch_size=32, lr=1e-2, progress=False)
     assert distance() < 0.5 * before
 
 
-def test_cached_teacher_trains_once_then_loads_the_same_weights(tmp_course_dirs, one_thread):
+def test_cached_teacher_trains_once_then_loads_the_same_weights(tmp_course_dirs, pinned_one_thread):
     chains = sq.make_chains(64, range(1, 3), seed=0, num_symbols=NUM_SYMBOLS)
     spec = dict(vocab=NUM_SYMBOLS + 2, max_len=chains.tokens.shape[1], d_model=16, num_layers=1, num_heads=2)
     recipe = {"model": spec, "epochs": 1, "batch_size": 32, "lr": 3e-3, "seed": 0}

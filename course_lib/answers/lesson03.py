@@ -3,6 +3,7 @@
 Regenerate with `python -m course_lib.exercises build`; the checks import these, and tests/test_exercises.py fails when this file is stale.
 """
 # ruff: noqa
+import functools
 import torch
 import torch.nn.functional as F
 from course_lib import train
@@ -27,6 +28,6 @@ def fitnets(student, regressor, x, teacher_hints, teacher_logits, labels, layer=
     """FitNets: stage 1 trains the lower student and the regressor on the hints; stage 2 is KD on the whole student."""
     train.fit(HintStudent(student, regressor, layer), x, teacher_hints, F.mse_loss, epochs=hint_epochs, lr=lr,
               seed=seed, progress=False, desc="stage 1: hints")
-    kd = lambda logits, t, y: distillation_loss(logits, t, y, temperature, alpha)  # noqa: E731
+    kd = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
     train.fit(student, x, (teacher_logits, labels), kd, epochs=kd_epochs, lr=lr, seed=seed, progress=False,
               desc="stage 2: KD")

@@ -9,12 +9,12 @@ import torch.nn.functional as F
 from course_lib import router
 
 
-def choose_temperature(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student):
+def choose_temperature(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student):
     """(best_temperature, {temperature: validation accuracy}) over students trained on soft pseudo-labels."""
     accuracies = {}
     for temperature in temperatures:
         targets = router.soft_targets(teacher_logits, temperature)
-        student = train_student(traffic_texts, targets)
+        student = train_router_student(traffic_texts, targets)
         accuracies[temperature] = float(np.mean(student.predict(val_texts) == val_labels))
     best = max(accuracies, key=accuracies.get)  # the first of ties
     return best, accuracies

@@ -41,13 +41,12 @@ def median_latency_ms(predict_fn, batches, warmup: int = 3) -> float:
 
 def fine_tune_pruned(student, amount, x, teacher_logits, labels, temperature, alpha, epochs, lr):
     """A magnitude-pruned copy of student, fine-tuned with the distillation loss, masks folded in."""
+    import functools
+
     from course_lib import train
     from course_lib.losses import distillation_loss
 
     pruned = compress.prune_magnitude(student, amount, permanent=False)
-
-    def loss(student_logits, teacher_batch, label_batch):
-        return distillation_loss(student_logits, teacher_batch, label_batch, temperature, alpha)
-
+    loss = functools.partial(distillation_loss, temperature=temperature, alpha=alpha)
     train.fit(pruned, x, (teacher_logits, labels), loss, epochs=epochs, lr=lr, progress=False)
     return compress.make_permanent(pruned)

@@ -19,7 +19,7 @@ HINTS: dict[str, str] = {
                  "the validation accuracy of the student trained at it.",
     "ct_in_place": "You changed the caller's teacher_logits: compute teacher_logits / temperature as a new array "
                    "(not /=), otherwise each temperature divides the logits again.",
-    "ct_calls": "Train one student per temperature: call train_student(traffic_texts, targets) once for each "
+    "ct_calls": "Train one student per temperature: call train_router_student(traffic_texts, targets) once for each "
                 "temperature, in the order given.",
     "ct_texts": "Train on the unlabelled traffic (traffic_texts): that is what the teacher pseudo-labels.",
     "ct_hard": "You trained on hard labels (the argmax, one-hot): pass the soft labels "
@@ -65,7 +65,7 @@ def _as_array(x) -> np.ndarray | None:
 
 
 class _FakeStudent:
-    """What ``train_student`` returns: its predictions are set by the check, per temperature and per text set."""
+    """What ``train_router_student`` returns: its predictions are set by the check, per temperature and per text set."""
 
     def __init__(self, case: "_TemperatureCase", kind):
         self.case, self.kind = case, kind
@@ -88,7 +88,7 @@ class _TemperatureCase:
         self.val_labels = rng.integers(0, num_classes, size=n_val)
         self.num_classes = num_classes
         self.val_correct, self.traffic_agree = val_correct, traffic_agree
-        self.calls: list = []  # (texts, kind of targets) per train_student call
+        self.calls: list = []  # (texts, kind of targets) per train_router_student call
         self.predicted_on: list = []  # which text sets the students predicted
 
     def kind_of(self, targets) -> object:
@@ -108,7 +108,7 @@ class _TemperatureCase:
                 return "multiply"
         return "other"
 
-    def train_student(self, texts, targets) -> _FakeStudent:
+    def train_router_student(self, texts, targets) -> _FakeStudent:
         kind = self.kind_of(targets)
         self.calls.append((list(texts), kind))
         return _FakeStudent(self, kind)
@@ -164,8 +164,8 @@ _TEMPERATURE_CASES = [
 def check_choose_temperature(fn: Callable) -> None:
     """Check the temperature search on validation data (exercise 4.1).
 
-    ``fn(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_student)`` must, for each
-    temperature, train a student with ``train_student(traffic_texts, softmax(teacher_logits / temperature))``,
+    ``fn(teacher_logits, traffic_texts, val_texts, val_labels, temperatures, train_router_student)`` must, for each
+    temperature, train a student with ``train_router_student(traffic_texts, softmax(teacher_logits / temperature))``,
     measure its accuracy on the validation emails, and return ``(best_temperature, accuracies)`` (ties: the
     first). The students are fakes whose accuracies the check sets, so the check runs in milliseconds.
     """
@@ -176,21 +176,21 @@ def check_choose_temperature(fn: Callable) -> None:
         what = f"choose_temperature with temperatures {temperatures}"
         with inputs_compared_by_check():
             out = call_learner(fn, case.logits, list(case.traffic), list(case.val_texts), case.val_labels.copy(),
-                               list(temperatures), case.train_student)
+                               list(temperatures), case.train_router_student)
         if not np.array_equal(case.logits, logits_before):
             _fail(what, "ct_in_place")
         kinds = [kind for _, kind in case.calls]
         for key in ("hard", "multiply", "other"):
             if key in kinds:
-                _fail(f"{what}: train_student got targets that are not softmax(teacher_logits / temperature)",
+                _fail(f"{what}: train_router_student got targets that are not softmax(teacher_logits / temperature)",
                       f"ct_{'targets_other' if key == 'other' else key}")
         if any(texts != case.traffic for texts, _ in case.calls):
-            _fail(f"{what}: train_student was given other texts than the traffic", "ct_texts")
+            _fail(f"{what}: train_router_student was given other texts than the traffic", "ct_texts")
         if len(kinds) > 1 and len(set(kinds)) == 1 and len(temperatures) > 1:
             _fail(f"{what}: every student was trained on the targets of temperature {kinds[0]:g}",
                   "ct_temperature_ignored")
         if kinds != [float(t) for t in temperatures]:
-            _fail(f"{what}: train_student was called for the temperatures {kinds}", "ct_calls")
+            _fail(f"{what}: train_router_student was called for the temperatures {kinds}", "ct_calls")
         if not (isinstance(out, tuple) and len(out) == 2 and isinstance(out[1], dict)):
             _fail(f"{what}: got {type(out).__name__}", "ct_return")
         best, accuracies = out

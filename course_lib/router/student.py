@@ -2,10 +2,13 @@
 
 fastText style: each word and each pair of neighbouring words is hashed into one of
 ``num_buckets`` rows of an embedding table; an email is the mean of its rows, then a
-linear layer. It trains on int labels or on the teacher's probability rows.
+linear layer. It trains on int labels or on the teacher's probability rows. Its own surgery
+for lesson 06 lives here too: :meth:`NgramStudent.prune_dims` (structured pruning, the hook
+``compress.prune_structured`` calls) and :meth:`NgramStudent.as_flat_module` (a flat graph for ONNX export).
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -20,9 +23,10 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .. import cache, config
-from ._inputs import as_targets, as_texts
+from ..losses import soft_label_loss
 from ..timing import pinned_threads
-from .targets import soft_label_loss, soft_targets
+from ._inputs import as_targets, as_texts
+from .targets import soft_targets
 
 # Bytes that end a word: ASCII other than a-z and 0-9 becomes a space; bytes >= 128 (UTF-8 of
 # accented letters, other scripts, emoji) are kept as parts of words.
@@ -120,6 +124,29 @@ def _weight_shapes(config: dict) -> dict:
             "linear.weight": (config["num_classes"], config["embedding_dim"]), "linear.bias": (config["num_classes"],)}
 
 
+class _FlatNgramStudent(nn.Module):
+    """An :class:`NgramStudent`'s forward written as gather + scatter-add, for export (lesson 06).
+
+    Made by :meth:`NgramStudent.as_flat_module`. The exporter turns ``nn.EmbeddingBag`` into an ONNX
+    ``Loop`` over the emails, one iteration per email; here the same mean of each email's rows is a
+    ``Gather`` of the rows, a running count that gives each id its email, and one ``ScatterElements``
+    sum: a flat graph. It shares the student's weights (no copy) and takes the student's ``(ids, offsets)``.
+    """
+
+    def __init__(self, student: "NgramStudent"):
+        super().__init__()
+        self.embedding, self.linear = student.embedding, student.linear
+
+    def forward(self, ids: torch.Tensor, offsets: torch.Tensor) -> torch.Tensor:
+        rows = nn.functional.embedding(ids, self.embedding.weight)             # (total, dim)
+        starts = torch.zeros(ids.shape[0] + 1, dtype=torch.int64)
+        starts = starts.scatter_add(0, offsets[1:], torch.ones_like(offsets[1:]))[:-1]
+        email = starts.cumsum(0)                                                # email index of each id
+        sums = torch.zeros(offsets.shape[0], rows.shape[1]).index_add(0, email, rows)
+        counts = torch.zeros(offsets.shape[0]).index_add(0, email, torch.ones(ids.shape[0]))
+        return self.linear(sums / counts.clamp(min=1.0)[:, None])               # an empty email: zeros, as EmbeddingBag
+
+
 class NgramStudent(nn.Module):
     """Hashed word n-grams -> ``nn.EmbeddingBag`` (mean) -> linear: a fastText-style student (introduced in lesson 04).
 
@@ -199,7 +226,7 @@ class NgramStudent(nn.Module):
     def fit(self, texts: Sequence[str], targets, epochs: int | None = None, progress: bool = True) -> "NgramStudent":
         """Train on int labels ``(n,)`` or on probability rows ``(n, num_classes)`` (soft targets).
 
-        Hard labels use cross-entropy; probability rows use :func:`soft_label_loss`. No texts, or
+        Hard labels use cross-entropy; probability rows use :func:`course_lib.losses.soft_label_loss`. No texts, or
         ``epochs`` (given or the student's own) below 1, is a ``ValueError``: either would return
         an untrained student as if trained.
 
@@ -267,6 +294,45 @@ class NgramStudent(nn.Module):
     def num_parameters(self) -> int:
         """Embedding table plus linear layer."""
         return sum(p.numel() for p in self.parameters())
+
+    # -- model surgery (lesson 06) --------------------------------------------
+    @torch.no_grad()
+    def prune_dims(self, amount: float) -> "NgramStudent":
+        """A smaller dense copy with the ``amount`` share of the embedding's dimensions removed (lesson 06).
+
+        Structured pruning for this model (``compress.prune_structured`` calls it). Dimension d of
+        every bucket's vector feeds column d of the linear layer; it is ranked by the L2 norm of its
+        column of the table times that of its column of the linear layer (scaling one up and the other
+        down computes the same logits, and leaves the product unchanged). The kept columns of both are
+        copied into a new, narrower table and layer, so each kept dimension contributes exactly what it
+        did before. Returns a new student (``embedding_dim`` updated); this one is not changed.
+
+        Args:
+            amount: share of the ``embedding_dim`` dimensions to remove, in [0, 1); at least one is kept.
+        """
+        if not 0.0 <= amount < 1.0:
+            raise ValueError(f"amount must lie in [0, 1), got {amount!r}")
+        table, weight = self.embedding.weight.detach(), self.linear.weight.detach()
+        scores = table.T.norm(dim=1) * weight.norm(dim=0)
+        n_keep = max(1, int(round(len(scores) * (1.0 - amount))))
+        dims = scores.topk(n_keep).indices.sort().values
+        small = copy.deepcopy(self)
+        small.embedding = nn.EmbeddingBag(table.shape[0], len(dims), mode="mean").to(table.device)
+        small.embedding.weight.copy_(table[:, dims])
+        small.linear = nn.Linear(len(dims), weight.shape[0]).to(weight.device)
+        small.linear.weight.copy_(weight[:, dims])
+        small.linear.bias.copy_(self.linear.bias.detach())
+        small.embedding_dim = len(dims)
+        return small
+
+    def as_flat_module(self) -> nn.Module:
+        """This student as a module with a flat graph for ONNX export, sharing its weights (lesson 06).
+
+        The returned module takes the same ``(ids, offsets)`` as :meth:`forward` and computes the same
+        logits, writing ``nn.EmbeddingBag``'s mean as a gather and a scatter-add: exported as it is,
+        ``nn.EmbeddingBag`` becomes an ONNX ``Loop`` with one iteration per email. CPU tensors.
+        """
+        return _FlatNgramStudent(self)
 
     # -- saving (safetensors + json: no pickle) -------------------------------
     def _config(self) -> dict:

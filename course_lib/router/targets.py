@@ -1,12 +1,13 @@
-"""What the student learns from: soft targets and the soft-label loss (introduced in lesson 04).
+"""What the router's student learns from: the teacher's soft targets (introduced in lesson 04).
 
-These are the library versions lesson 04 uses (its exercises choose the target temperature and time the models).
+:func:`soft_targets` is the router's NumPy-friendly front to :func:`course_lib.losses.softmax_with_temperature`
+(the scikit-learn-like models hand it NumPy arrays). The loss the student trains with on these rows,
+``soft_label_loss``, lives with every other loss in :mod:`course_lib.losses`.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..losses import softmax_with_temperature
 
@@ -38,15 +39,3 @@ def soft_targets(teacher_logits, temperature: float = 1.0):
     probs = softmax_with_temperature(logits, temperature, dim=-1)
     return probs if is_tensor else probs.numpy().astype(np.float32)
 
-
-def soft_label_loss(student_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy of the student against soft targets, averaged over the batch (introduced in lesson 04).
-
-    Args:
-        student_logits: ``(batch, num_classes)``.
-        targets: ``(batch, num_classes)`` probability rows (e.g. from :func:`soft_targets`).
-
-    Returns:
-        A scalar: ``-(targets * log_softmax(student_logits)).sum(-1).mean()``.
-    """
-    return -(targets * F.log_softmax(student_logits, dim=-1)).sum(dim=-1).mean()
