@@ -6,7 +6,6 @@ shrink their work in FAST mode call :func:`is_fast` (or read :data:`FAST`).
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import random
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from . import hashing
 
 #: True when the environment variable ``COURSE_FAST`` is ``1``; CI and ``make test`` set it.
 FAST: bool = os.environ.get("COURSE_FAST", "0").strip().lower() in {"1", "true", "yes"}
@@ -140,7 +141,7 @@ def _canonical(value, where: str = "config"):
         array = np.ascontiguousarray(value.detach().cpu().numpy() if isinstance(value, torch.Tensor) else value)
         if array.dtype == object:
             raise TypeError(f"config_hash: {where} is an object array; it has no stable bytes to hash")
-        return {"__array__": hashlib.sha256(array.view(np.uint8).reshape(-1) if array.size else b"").hexdigest(),
+        return {"__array__": hashing.sha256_bytes(array.view(np.uint8).reshape(-1) if array.size else b""),
                 "dtype": str(value.dtype), "shape": list(array.shape)}
     if isinstance(value, np.generic):
         return _canonical(value.item(), where)
@@ -159,7 +160,7 @@ def config_hash(config: dict, length: int = 12) -> str:
     arrays (hashed by their dtype, shape and *every* byte, not a printed summary). Anything else,
     such as a lambda, raises ``TypeError``: it has no value that a later run could compare.
     """
-    return hashlib.sha256(canonical_json(config).encode("utf-8")).hexdigest()[:length]
+    return hashing.sha256_bytes(canonical_json(config).encode("utf-8"))[:length]
 
 
 def canonical_json(config) -> str:

@@ -7,13 +7,12 @@ is the hash of that dict (plus a fingerprint of the data it saw).
 from __future__ import annotations
 
 import functools
-import hashlib
 from typing import Optional, Sequence
 
 import numpy as np
 import torch
 
-from . import cache, config, data, models, train
+from . import cache, config, data, hashing, models, train
 from .losses import cross_entropy_loss, distillation_loss
 
 #: The teacher recipe: a small CNN trained with the paper's jitter (random shifts of up to 2 pixels).
@@ -26,7 +25,7 @@ FAST_TEACHER_RECIPE = {**TEACHER_RECIPE, "epochs": 2}
 def fingerprint(x: torch.Tensor) -> str:
     """A short sha256 of a tensor's values: part of the cache key of anything computed from it."""
     array = np.ascontiguousarray(x.detach().cpu().numpy())
-    return hashlib.sha256(array.tobytes()).hexdigest()[:16] + f"-{tuple(x.shape)}"
+    return hashing.sha256_bytes(array.tobytes())[:16] + f"-{tuple(x.shape)}"
 
 
 def build_teacher(recipe: dict) -> torch.nn.Module:

@@ -3,6 +3,7 @@
 * :func:`file_digest` / :func:`sha256_file`: a file's hex digest, read in chunks (the MNIST files in
   lesson 00, the teacher's weights in lesson 04, ONNX files in lesson 06, the grader's seed cache).
 * :func:`verify_sha256`: raise a ``ValueError`` unless a file has a pinned sha256.
+* :func:`sha256_bytes`: sha256 of bytes (a config's canonical JSON, an array's values: cache keys).
 * :func:`sha256_strings`: sha256 of a list of strings (a cache key for texts, a training set's fingerprint).
 * :func:`tensors_sha256`: sha256 of named tensors' names, dtypes, shapes and bytes (the verified store's checksum).
 """
@@ -44,6 +45,11 @@ def verify_sha256(path: str | Path, expected: str, hint: str = "") -> None:
         raise ValueError(f"checksum mismatch for {path}: sha256 {actual}, expected {expected}. "
                          f"The file is corrupt or has been tampered with{'; ' + hint if hint else '.'}")
     _VERIFIED[key] = actual
+
+
+def sha256_bytes(data: bytes | memoryview) -> str:
+    """Hex sha256 of ``data`` (bytes, or any buffer such as a contiguous NumPy array)."""
+    return hashlib.sha256(data).hexdigest()
 
 
 def sha256_strings(strings: Iterable[str]) -> str:

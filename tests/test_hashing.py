@@ -52,3 +52,11 @@ def test_tensors_sha256_covers_names_dtypes_shapes_and_bytes():
     for changed in ({**a, "w": a["w"].reshape(3, 2)}, {**a, "w": a["w"].double()}, {"v": a["w"], "b": a["b"]},
                     {**a, "w": a["w"] + torch.tensor([[0, 0, 1e-6], [0, 0, 0]])}):
         assert hashing.tensors_sha256(changed) != base
+
+
+def test_sha256_bytes_is_hashlib_on_bytes_and_on_array_buffers():
+    assert hashing.sha256_bytes(b"") == hashlib.sha256(b"").hexdigest()
+    array = np.arange(7, dtype=np.float32) * 1.5
+    assert hashing.sha256_bytes(array.tobytes()) == hashlib.sha256(array.tobytes()).hexdigest()
+    assert hashing.sha256_bytes(array.view(np.uint8)) == hashlib.sha256(array.tobytes()).hexdigest()
+    assert hashing.sha256_bytes(b"a") != hashing.sha256_bytes(b"b")
