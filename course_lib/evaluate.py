@@ -4,8 +4,8 @@ Every function here takes numpy arrays or torch tensors alike (logits or probabi
 labels ``(N,)``), never modifies them, and returns plain Python numbers or numpy arrays:
 ``accuracy``, ``error_count``, ``agreement``, ``topk_agreement``, ``confusion_matrix``,
 ``disagreements``, ``wilson_interval``, ``slice_metrics``, ``mcnemar``, ``calibration_bins``,
-``expected_calibration_error``, ``fit_temperature``, ``confidence_verdict``, ``cascade_curve`` and
-``choose_threshold``. (``accuracy`` and ``error_count`` also take ``(model, x, labels)``: the logits
+``expected_calibration_error``, ``fit_temperature``, ``confidence_verdict``, ``cascade_curve``,
+``choose_threshold``, and over seeds ``mean_std`` and ``spread`` (lessons 03 and 07). (``accuracy`` and ``error_count`` also take ``(model, x, labels)``: the logits
 then come from :func:`course_lib.models.predict_logits`.) Bad inputs (labels outside the classes,
 no rows, NaN, rows that should be probabilities but do not sum to 1) are a ``ValueError`` saying
 what to pass instead, never a number. Randomness (the paired bootstrap) comes from a local
@@ -510,8 +510,6 @@ def spread(values) -> float:
 
     Introduced in lesson 03; lesson 07 uses it too. ``statistics.stdev`` underneath, exactly.
     """
-    import statistics  # local: this section stands alone
-
     values = _seed_values(values, "spread")
     return statistics.stdev(values) if len(values) > 1 else 0.0
 
@@ -525,6 +523,4 @@ def mean_std(values) -> tuple[float, float]:
 
     Introduced in lesson 03; lesson 07 uses it too.
     """
-    import statistics  # local: this section stands alone
-
     return statistics.mean(_seed_values(values, "mean_std")), spread(values)
