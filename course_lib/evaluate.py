@@ -5,10 +5,11 @@ labels ``(N,)``), never modifies them, and returns plain Python numbers or numpy
 ``accuracy``, ``error_count``, ``agreement``, ``topk_agreement``, ``confusion_matrix``,
 ``disagreements``, ``wilson_interval``, ``slice_metrics``, ``mcnemar``, ``calibration_bins``,
 ``expected_calibration_error``, ``fit_temperature``, ``confidence_verdict``, ``cascade_curve``,
-``choose_threshold``, and over seeds ``mean_std`` and ``spread`` (lessons 03 and 07). (``accuracy`` and ``error_count`` also take ``(model, x, labels)``: the logits
-then come from :func:`course_lib.models.predict_logits`.) Bad inputs (labels outside the classes,
-no rows, NaN, rows that should be probabilities but do not sum to 1) are a ``ValueError`` saying
-what to pass instead, never a number. Randomness (the paired bootstrap) comes from a local
+``choose_threshold``, and over seeds ``mean_std`` and ``spread`` (lessons 03 and 07).
+(``accuracy`` and ``error_count`` also take ``(model, x, labels)``: the logits then come from
+:func:`course_lib.models.predict_logits`.) Bad inputs (labels outside the classes, no rows, NaN,
+rows that should be probabilities but do not sum to 1) are a ``ValueError`` saying what to pass
+instead, never a number. Randomness (the paired bootstrap) comes from a local
 ``numpy.random.Generator``, never the global RNG.
 
 Predictions live beside the models (``models.predict_logits``), timing in :mod:`course_lib.timing`,
