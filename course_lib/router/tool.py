@@ -250,8 +250,8 @@ def _judge(choice, soft, sets: dict, names: list[str], progress: bool) -> dict:
 def _timings(teacher: TextTeacher, student: NgramStudent, texts: Sequence[str]) -> dict:
     """Both models timed on the same batches, interleaved, on one thread (lesson 04): batch 1 and batch 64."""
     plans = {1: (1, 5), 64: (1, 3)}  # batch size: (warm-up, timed calls)
-    use_cache = teacher.use_cache
-    teacher.use_cache = False  # time the real work, not the embedding cache
+    use_cache, bars = teacher.use_cache, teacher.progress
+    teacher.use_cache, teacher.progress = False, False  # time the real work, not the embedding cache
     try:
         with timing.pinned_threads(1):
             return {batch: timing.benchmark_interleaved({"teacher": teacher.predict_proba,
@@ -259,7 +259,7 @@ def _timings(teacher: TextTeacher, student: NgramStudent, texts: Sequence[str]) 
                                                         warmup=warmup, repeats=repeats, baseline="teacher")
                     for batch, (warmup, repeats) in plans.items()}
     finally:
-        teacher.use_cache = use_cache
+        teacher.use_cache, teacher.progress = use_cache, bars
 
 
 def _export_onnx(student: NgramStudent, val_texts: list[str], test_texts: list[str], folder: Path) -> dict:
@@ -357,7 +357,7 @@ def _report(judged, choice, soft, onnx, names, split, traffic_texts, rate, engin
         "student": {"validation_accuracy": evaluate.accuracy(probs["student"]["validation"], y_val),
                     "test_accuracy": student_test,
                     "agreement_with_teacher": evaluate.agreement(probs["student"]["test"], probs["teacher"]["test"]),
-                    "target_temperature": soft.target_temperature,
+                    "target_temperature": soft.target_temperature, "epochs": soft.student.epochs,
                     "validation_accuracy_by_target_temperature": {str(t): a for t, a in soft.val_accuracy.items()},
                     "architecture": f"hashed word uni+bigrams ({soft.student.num_buckets:,} buckets) -> "
                                     f"EmbeddingBag({soft.student.embedding_dim}) -> linear",
