@@ -208,7 +208,7 @@ def test_saved_student_onnx_and_scores_are_valid(built):
     onnx = compress.OnnxModel(out / "student.onnx")
     check = compress.equivalence(student.predict_logits(test_texts), onnx.run(*student.featurize(test_texts)))
     assert check["argmax_agreement"] >= 0.995 and report["onnx"]["precision"] in ("fp32", "int8")
-    scores = pd.read_parquet(out / "scores")
+    scores = pd.concat([pd.read_parquet(part) for part in sorted((out / "scores").glob("part-*.parquet"))])
     assert sorted(scores["row"]) == list(range(300))
     logits = np.stack(scores.sort_values("row")["logits"].to_numpy())
     assert logits.shape == (300, len(names)) and np.isfinite(logits).all()
