@@ -16,7 +16,7 @@ as soon as its shard is finished, with Parquet page checksums, and its schema me
 (``course_lib.scoring``) names the run's key and the sha256 of its logits. ``out_dir/manifest.json``
 records the run's key: the teacher's identity (sha256 of its encoder's and head's weights, its
 ``max_length`` and tokenizer), the texts' sha256, the number of rows and classes, and ``shard_rows``.
-pandas reads a folder with ``pd.read_parquet(out_dir)``.
+All of them read as one table with ``pd.read_parquet(sorted(out_dir.glob("part-*.parquet")))``.
 
 **Resume.** On start, every finished shard of the same key is checked (readable, the right rows,
 shape, finite values, its checksum) and reused; the function prints a line beginning ``resumed:``
@@ -88,9 +88,12 @@ def teacher_fingerprint(teacher) -> dict:
     tensors = {f"encoder.{k}": v for k, v in teacher.encoder.state_dict().items()}
     tensors.update({f"head.{k}": v for k, v in teacher.head.state_dict().items()})
     backend = getattr(teacher.tokenizer, "backend_tokenizer", None)
-    vocab = backend.to_str() if backend is not None else json.dumps(teacher.tokenizer.get_vocab(), sort_keys=True)
+    if backend is not None:  # vocabulary, normaliser, pre-tokeniser...; not the padding and truncation of its last call
+        spec = {k: v for k, v in json.loads(backend.to_str()).items() if k not in ("padding", "truncation")}
+    else:
+        spec = teacher.tokenizer.get_vocab()
     return {"weights": hashing.tensors_sha256(tensors), "max_length": teacher.max_length,
-            "tokenizer": hashing.sha256_bytes(vocab.encode())}
+            "tokenizer": hashing.sha256_bytes(json.dumps(spec, sort_keys=True).encode())}
 
 
 def _run_key(teacher, texts: list[str], shard_rows: int) -> dict:
@@ -248,21 +251,29 @@ def _import_ray():
 
 @contextmanager
 def _ray_session(ray) -> Iterator[None]:
-    """Connect to ``RAY_ADDRESS`` or start a quiet local Ray (shut down after); keep Ray Data's bars off."""
+    """Connect to ``RAY_ADDRESS`` or start a quiet local Ray (shut down after); Ray Data's bars and notes off.
+
+    Ray's own warnings at start-up and Ray Data's progress bars and info lines are hidden (the tqdm bar
+    and the rate line say the same); errors still show, and a failed actor raises in the driver.
+    """
+    import logging
+
     started = not ray.is_initialized()
     if started:
-        if os.environ.get("RAY_ADDRESS"):
-            ray.init(log_to_driver=False, logging_level="warning")
-        else:
-            ray.init(include_dashboard=False, log_to_driver=False, logging_level="warning")
+        quiet = {"log_to_driver": False, "logging_level": "error"}
+        ray.init(**quiet) if os.environ.get("RAY_ADDRESS") else ray.init(include_dashboard=False, **quiet)
     context = ray.data.DataContext.get_current()
-    saved = {name: getattr(context, name) for name in
-             ("enable_progress_bars", "print_on_execution_start", "enable_auto_log_stats", "verbose_stats_logs")}
-    context.enable_progress_bars = context.print_on_execution_start = False
-    context.enable_auto_log_stats = context.verbose_stats_logs = False
+    names = ("enable_progress_bars", "print_on_execution_start", "enable_auto_log_stats", "verbose_stats_logs")
+    saved = {name: getattr(context, name) for name in names}
+    for name in names:
+        setattr(context, name, False)
+    data_logger = logging.getLogger("ray.data")
+    level = data_logger.level
+    data_logger.setLevel(logging.ERROR)
     try:
         yield
     finally:
+        data_logger.setLevel(level)
         for name, value in saved.items():
             setattr(context, name, value)
         if started:
@@ -338,6 +349,8 @@ def score_traffic(teacher, texts: Sequence[str], out_dir: str | Path, *, engine:
     the scoring rate of the rows scored in this call is printed at the end.
     """
     texts = _check_args(teacher, texts, engine, workers, shard_rows)
+    if engine == "ray":
+        _import_ray()  # before any work: a missing Ray is said at once
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with cache.file_lock(out_dir / ".scoring", f"scoring into {out_dir}"):  # a second run waits
