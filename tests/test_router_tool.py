@@ -284,3 +284,27 @@ def test_a_killed_build_resumes_from_its_finished_shards(tmp_path):
     assert resumed and re.search(rf"\b{50 * finished}\b", resumed[0].replace(",", "")), resumed
     report = json.loads((out / "report.json").read_text())
     assert report["traffic_rows"] == 400 and len(list((out / "scores").glob("part-*.parquet"))) == 8
+
+
+# ----------------------------------------------------------------------------- the readers and the saved teacher
+def test_labelled_reader_takes_any_label_strings_and_traffic_reader_ignores_other_columns(tmp_path):
+    path = write_csv(tmp_path / "l.csv", ["id", "text", "label"],
+                     [[1, "where is it", "Versand"], [2, "pay me back", "Erstattung"], [3, "late", "Versand"],
+                      [4, "refund", " Erstattung "], [5, "hello, there", "5"]])
+    texts, labels, names = emails.load_labelled_csv(path)
+    assert names == ["5", "Erstattung", "Versand"] and labels.tolist() == [2, 1, 2, 1, 0]
+    assert texts[4] == "hello, there"
+    assert emails.load_traffic_csv(path) == texts
+    with pytest.raises(ValueError, match="no column 'body'"):
+        emails.load_traffic_csv(path, text_column="body")
+
+
+def test_saved_teacher_is_verified(built, tmp_path):
+    import shutil
+    copy = tmp_path / "teacher"
+    shutil.copytree(built["out"] / "teacher", copy)
+    data = bytearray((copy / "teacher.safetensors").read_bytes())
+    data[-3] ^= 0xFF
+    (copy / "teacher.safetensors").write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="cannot load the teacher"):
+        TextTeacher.load(copy)
