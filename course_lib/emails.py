@@ -17,7 +17,8 @@ Two styles:
   misses them, while a pretrained sentence encoder still sees what they mean.
 
 Also here: :func:`edge_cases` (a fixed, tagged suite of hard emails) and
-:func:`load_email_csv` (bring your own labelled emails).
+:func:`load_email_csv` (bring your own labelled emails), and for the router tool (issue 24)
+:func:`csv_rows`, :func:`load_labelled_csv` (labels are any strings) and :func:`load_traffic_csv`.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ import json
 import random
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 
@@ -288,10 +289,13 @@ def _decode_csv(path: Path) -> str:
     try:
         return data.decode(encoding)
     except UnicodeDecodeError as err:
-        line = data[:err.start].decode(encoding, "replace").count("\n") + 1
+        before = data[:err.start].decode(encoding, "replace")
+        line = before.count("\n") + 1
+        rows = sum(1 for row in csv.reader(io.StringIO(before, newline="")) if row)  # the header is one
+        row = rows if before.endswith("\n") or not before else rows - 1
         raise ValueError(f"{path.name} is not {'UTF-16' if utf16 else 'UTF-8'}: byte 0x{data[err.start]:02x} "
-                         f"at file line {line} (a Latin-1 or Windows-1252 export?): save it as UTF-8 "
-                         "(in Excel: 'CSV UTF-8') and load it again") from None
+                         f"at file line {line} (data row {max(row, 0)}; a Latin-1 or Windows-1252 export?): save it "
+                         "as UTF-8 (in Excel: 'CSV UTF-8') and load it again") from None
 
 
 @contextlib.contextmanager
@@ -326,6 +330,98 @@ def _label(raw: str, queues: Sequence[str], where: str) -> int:
                      f"or an int in [0, {len(queues)})")
 
 
+def csv_rows(path: str | Path, text_column: str = "text",
+             label_column: Optional[str] = None) -> tuple[list[str], Iterator[tuple[list[str], str, str, str]]]:
+    """The header and a lazy iterator over the data rows of a CSV file, checked row by row (issue 24).
+
+    The checks of :func:`load_email_csv` (which reads through it): UTF-8 (or UTF-16 with a byte-order
+    mark), a header naming ``text_column`` (and ``label_column`` when given) once, no row with more
+    fields than the header (an unquoted comma), no empty text, no empty label. Blank lines are skipped.
+    The file is decoded whole, the rows are parsed as they are asked for; fields of any length are read.
+
+    Returns:
+        ``(header, rows)``; each row is ``(fields, text, label, where)``: the row's fields padded with ``""`` to
+        the header's length, the stripped text, the stripped label (``""`` without ``label_column``) and where
+        it is (``"mail.csv, row 3 (file line 4)"``, for messages).
+    Raises:
+        ValueError: the message names the file, the data row (1 = first row after the header) and its file line.
+        FileNotFoundError: no such file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no such CSV file: {path}")
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a CSV file: pass the path of the .csv file itself "
+                         f"(e.g. {path / 'emails.csv'})")
+    content = _decode_csv(path)
+    with _csv_field_limit(len(content) + 1):
+        reader = csv.reader(io.StringIO(content, newline=""))
+        header = next(reader, None)
+    if header is None:
+        wanted = f"{text_column},{label_column}" if label_column else text_column
+        raise ValueError(f"{path.name} is empty: expected a header row ({wanted}) and one row per email")
+    t = _column(header, text_column, path.name)
+    y = None if label_column is None else _column(header, label_column, path.name)
+
+    def rows() -> Iterator[tuple[list[str], str, str, str]]:
+        count = 0
+        for row in _limited(reader, len(content) + 1):
+            if not row:  # a blank line
+                continue
+            count += 1
+            where = f"{path.name}, row {count} (file line {reader.line_num})"
+            if len(row) > len(header):
+                raise ValueError(f"{where} has {len(row)} fields, expected {len(header)}: quote the text field "
+                                 '("I was charged twice, please refund me") when it holds a comma')
+            text = row[t].strip() if t < len(row) else ""
+            if not text:
+                raise ValueError(f"{where}: the {text_column!r} column is empty")
+            raw = ""
+            if y is not None:
+                raw = row[y].strip() if y < len(row) else ""
+                if not raw:
+                    raise ValueError(f"{where}: the {label_column!r} column is empty (missing label)")
+            yield row + [""] * (len(header) - len(row)), text, raw, where
+        if not count:
+            raise ValueError(f"{path.name} has a header but no data rows: nothing to load")
+
+    return header, rows()
+
+
+def _limited(reader, limit: int) -> Iterator[list[str]]:
+    """``reader``'s rows, each read with csv's field limit raised to ``limit`` (restored between rows)."""
+    while True:
+        with _csv_field_limit(limit):
+            row = next(reader, None)
+        if row is None:
+            return
+        yield row
+
+
+def load_labelled_csv(path: str | Path, text_column: str = "text",
+                      label_column: str = "label") -> tuple[list[str], np.ndarray, list[str]]:
+    """Labelled texts whose labels are any strings, for the router tool (issue 24).
+
+    Read with :func:`csv_rows`'s checks. The classes are the distinct label strings found in the file
+    (exactly as written, after stripping spaces), sorted; label ``i`` is ``names[i]``.
+
+    Returns:
+        ``(texts, labels, names)``: ``n`` strings, an int64 array ``(n,)`` and the sorted class names.
+    """
+    texts, raw = [], []
+    for _, text, label, _ in csv_rows(path, text_column, label_column)[1]:
+        texts.append(text)
+        raw.append(label)
+    names = sorted(set(raw))
+    index = {name: i for i, name in enumerate(names)}
+    return texts, np.array([index[label] for label in raw], dtype=np.int64), names
+
+
+def load_traffic_csv(path: str | Path, text_column: str = "text") -> list[str]:
+    """The texts of an unlabelled CSV file (other columns are ignored), with :func:`csv_rows`'s checks (issue 24)."""
+    return [text for _, text, _, _ in csv_rows(path, text_column)[1]]
+
+
 def load_email_csv(path: str | Path, text_column: str = "text", label_column: str = "label",
                    queues: Sequence[str] = QUEUES) -> tuple[list[str], np.ndarray]:
     """Load your own labelled emails from a CSV file (introduced in lesson 04).
@@ -336,7 +432,7 @@ def load_email_csv(path: str | Path, text_column: str = "text", label_column: st
         text_column: the column holding the email text.
         label_column: the column holding the label: a queue name from ``queues``
             (case-insensitive) or an int in ``[0, len(queues))``.
-        queues: the label names, in label order.
+        queues: the label names, in label order (for labels that are any strings, see :func:`load_labelled_csv`).
 
     Returns:
         ``(texts, labels)``: a list of ``n`` strings and an int64 array of shape ``(n,)``.
@@ -345,41 +441,13 @@ def load_email_csv(path: str | Path, text_column: str = "text", label_column: st
         ValueError: another encoding (Latin-1, ...), an empty file or no data rows, a missing or
             repeated column, a row with more fields than the header (an unquoted comma in the
             text), an empty text, or a missing or unknown label; the message names the data row
-            (1 = first row after the header) and its file line.
+            (1 = first row after the header) and its file line (checks of :func:`csv_rows`).
         ValueError: ``path`` is a directory, not a file.
         FileNotFoundError: no such file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"no such CSV file: {path}")
-    if path.is_dir():
-        raise ValueError(f"{path} is a directory, not a CSV file: pass the path of the .csv file itself "
-                         f"(e.g. {path / 'emails.csv'})")
-    content = _decode_csv(path)
     texts: list[str] = []
     labels: list[int] = []
-    with _csv_field_limit(len(content) + 1):
-        reader = csv.reader(io.StringIO(content, newline=""))
-        header = next(reader, None)
-        if header is None:
-            raise ValueError(f"{path.name} is empty: expected a header row ({text_column},{label_column}) "
-                             "and one row per email")
-        t, y = _column(header, text_column, path.name), _column(header, label_column, path.name)
-        for row in reader:
-            if not row:  # a blank line
-                continue
-            where = f"{path.name}, row {len(texts) + 1} (file line {reader.line_num})"
-            if len(row) > len(header):
-                raise ValueError(f"{where} has {len(row)} fields, expected {len(header)}: quote the text field "
-                                 '("I was charged twice, please refund me") when it holds a comma')
-            text = row[t].strip() if t < len(row) else ""
-            if not text:
-                raise ValueError(f"{where}: the {text_column!r} column is empty")
-            raw = row[y].strip() if y < len(row) else ""
-            if not raw:
-                raise ValueError(f"{where}: the {label_column!r} column is empty (missing label)")
-            labels.append(_label(raw, queues, where))
-            texts.append(text)
-    if not texts:
-        raise ValueError(f"{path.name} has a header but no data rows: nothing to load")
+    for _, text, raw, where in csv_rows(path, text_column, label_column)[1]:
+        labels.append(_label(raw, queues, where))
+        texts.append(text)
     return texts, np.array(labels, dtype=np.int64)

