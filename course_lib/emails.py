@@ -17,7 +17,7 @@ Two styles:
   misses them, while a pretrained sentence encoder still sees what they mean.
 
 Also here: :func:`edge_cases` (a fixed, tagged suite of hard emails) and
-:func:`load_email_csv` (bring your own labelled emails), and for the router tool (issue 24)
+:func:`load_email_csv` (bring your own labelled emails), and for the router tool
 :func:`csv_rows`, :func:`load_labelled_csv` (labels are any strings) and :func:`load_traffic_csv`.
 """
 from __future__ import annotations
@@ -332,7 +332,7 @@ def _label(raw: str, queues: Sequence[str], where: str) -> int:
 
 def csv_rows(path: str | Path, text_column: str = "text",
              label_column: Optional[str] = None) -> tuple[list[str], Iterator[tuple[list[str], str, str, str]]]:
-    """The header and a lazy iterator over the data rows of a CSV file, checked row by row (issue 24).
+    """The header and a lazy iterator over the data rows of a CSV file, checked row by row.
 
     The checks of :func:`load_email_csv` (which reads through it): UTF-8 (or UTF-16 with a byte-order
     mark), a header naming ``text_column`` (and ``label_column`` when given) once, no row with more
@@ -400,7 +400,7 @@ def _limited(reader, limit: int) -> Iterator[list[str]]:
 
 def load_labelled_csv(path: str | Path, text_column: str = "text",
                       label_column: str = "label") -> tuple[list[str], np.ndarray, list[str]]:
-    """Labelled texts whose labels are any strings, for the router tool (issue 24).
+    """Labelled texts whose labels are any strings, for the router tool.
 
     Read with :func:`csv_rows`'s checks. The classes are the distinct label strings found in the file
     (exactly as written, after stripping spaces), sorted; label ``i`` is ``names[i]``.
@@ -418,7 +418,7 @@ def load_labelled_csv(path: str | Path, text_column: str = "text",
 
 
 def load_traffic_csv(path: str | Path, text_column: str = "text") -> list[str]:
-    """The texts of an unlabelled CSV file (other columns are ignored), with :func:`csv_rows`'s checks (issue 24)."""
+    """The texts of an unlabelled CSV file (other columns are ignored), with :func:`csv_rows`'s checks."""
     return [text for _, text, _, _ in csv_rows(path, text_column)[1]]
 
 

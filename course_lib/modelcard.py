@@ -27,7 +27,7 @@ Results layout (every key optional)::
                  "data_seed", "generator_seed", "transfer_set_size", "temperature", "alpha",
                  "epochs", "queues": [names], ... any further keys are listed too}}
 
-The router tool's ``report.json`` (``python -m course_lib.router build``, issue 24: top-level ``labels``,
+The router tool's ``report.json`` (``python -m course_lib.router build``: top-level ``labels``,
 ``traffic_rows``, ``teacher``, ``student``, ``cascade``, ...) is read too: it is mapped onto this layout first.
 """
 from __future__ import annotations
@@ -328,7 +328,7 @@ def _mnist(mnist: Any) -> list[str]:
 
 
 def _from_router_tool(report: dict) -> dict:
-    """The router tool's ``report.json`` (:mod:`course_lib.router.tool`, issue 24) in the layout above."""
+    """The router tool's ``report.json`` (:mod:`course_lib.router.tool`) in the layout above."""
     teacher, student = report.get("teacher") or {}, report.get("student") or {}
     cascade, mcnemar = report.get("cascade") or {}, report.get("mcnemar") or {}
 
@@ -381,7 +381,7 @@ def build_model_card(results: dict | str | Path, *, title: str = "Model card: th
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict or a path to a JSON file, got {type(results).__name__}")
     if "router" not in results and "labels" in results and "traffic_rows" in results:
-        results = _from_router_tool(results)  # the router tool's report.json (issue 24)
+        results = _from_router_tool(results)  # the router tool's report.json
     router: dict = results.get("router") or {}
     lineage: dict = results.get("lineage") or {}
     lines = [f"# {title}", ""]

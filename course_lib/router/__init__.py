@@ -9,7 +9,7 @@
 * :mod:`.pipeline`: :func:`email_sets` and :func:`router_models`, lesson 04's data and models in two
   calls for the lessons that build on them (lesson 05), built from :func:`choose_teacher` and
   :func:`fit_soft_target_student`, which the router tool calls too.
-* :mod:`.scoring` and :mod:`.tool` (issue 24): ``python -m course_lib.router build|route``, lessons 04-06
+* :mod:`.scoring` and :mod:`.tool`: ``python -m course_lib.router build|route``, lessons 04-06
   as one command on your own CSV files (``from course_lib.router import tool``).
 
 Both models follow a scikit-learn-like API (``fit``, ``predict_proba``, ``predict``) and

@@ -1,4 +1,4 @@
-"""``python -m course_lib.router build|route``: the router tool's command line (issue 24; the work is in :mod:`.tool`).
+"""``python -m course_lib.router build|route``: the router tool's command line (the work is in :mod:`.tool`).
 
     python -m course_lib.router build --labelled LABELLED.csv --traffic TRAFFIC.csv --out DIR
            [--text-column text] [--label-column label] [--teacher auto|frozen|fine-tuned]

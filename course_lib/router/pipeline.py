@@ -7,7 +7,7 @@ the one with the better validation accuracy kept, its logits on the traffic comp
 embeddings are cached), then the three students, with the target temperature chosen on
 validation. Nothing is chosen on the test set.
 
-Its two steps are functions of their own, which the router tool (:mod:`course_lib.router.tool`, issue 24)
+Its two steps are functions of their own, which the router tool (:mod:`course_lib.router.tool`)
 runs on any labelled CSV: :func:`choose_teacher` (fit the teacher recipes, keep the best on validation) and
 :func:`fit_soft_target_student` (one student per target temperature, keep the best on validation).
 """

@@ -1,4 +1,4 @@
-"""Scoring historic traffic with the teacher, resumably, on this machine or on a Ray cluster (issue 24).
+"""Scoring historic traffic with the teacher, resumably, on this machine or on a Ray cluster.
 
 :func:`score_traffic` runs a fitted :class:`~course_lib.router.TextTeacher` over a list of texts and
 returns its logits, shape ``(n, num_classes)``, float32, in row order. It is the step that outgrows

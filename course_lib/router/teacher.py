@@ -320,7 +320,7 @@ class TextTeacher:
 
     # -- saving (the verified store: one safetensors file, no pickle) ------------
     def save(self, directory: str | Path) -> Path:
-        """Write ``teacher.safetensors`` into ``directory``: the head, plus the encoder when it was fine-tuned (issue 24).
+        """Write ``teacher.safetensors`` into ``directory``: the head, plus the encoder when it was fine-tuned.
 
         A frozen teacher needs only its head: the encoder is the packaged all-MiniLM-L6-v2, verified
         again when :meth:`load` reads it. The settings travel in the file's checksummed metadata
@@ -341,7 +341,7 @@ class TextTeacher:
 
     @classmethod
     def load(cls, directory: str | Path, progress: bool = False) -> "TextTeacher":
-        """A teacher written by :meth:`save`, verified (checksum, shapes) before a byte is used (issue 24)."""
+        """A teacher written by :meth:`save`, verified (checksum, shapes) before a byte is used."""
         path = Path(directory) / "teacher.safetensors"
         try:
             _, meta = cache.load_verified(path)

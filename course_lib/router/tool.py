@@ -1,4 +1,4 @@
-"""The router tool: lessons 04-06 as one command on your own CSV files (issue 24).
+"""The router tool: lessons 04-06 as one command on your own CSV files.
 
 ``python -m course_lib.router build`` (:func:`build`) reads a labelled CSV (any label strings) and an
 unlabelled traffic CSV, splits the labelled rows into train / validation / test (stratified, seeded),
