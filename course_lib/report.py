@@ -308,8 +308,31 @@ def _cpu_note(cpu: dict) -> str:
             + (f" and without {', '.join(lacks)}" if lacks else ""))
 
 
+def router_tool(r: dict) -> str:
+    """The router tool's timed run on the course's synthetic emails (``bench/router_tool.py``)."""
+    rep, sizes = r["report"], r["sizes"]
+    t, s, c = rep["teacher"], rep["student"], rep["cascade"]
+    engine = r["engine"] + (f", {r['workers']} workers" if r["engine"] == "ray" else "")
+    return "\n".join([
+        f"**The router tool** (`results/router_tool.json`, `{r['command']}`: {sizes['labelled']:,} labelled and "
+        f"{sizes['traffic']:,} traffic emails written to CSV; {r['cpus']} CPU cores, scoring engine {engine}):", "",
+        "| step | result |", "|---|---|",
+        f"| `build` | {r['build_seconds'] / 60:.1f} min; {t['kind']} teacher, test accuracy "
+        f"{100 * t['test_accuracy']:.1f}%; student {100 * s['test_accuracy']:.1f}% (agreement "
+        f"{100 * s['agreement_with_teacher']:.1f}%), {rep['throughput_ratio']:,.0f}x the teacher's throughput |",
+        f"| cascade threshold (chosen on validation) | {c['threshold']:.3f}: {100 * c['share_to_teacher']:.1f}% of the "
+        "test emails go to the teacher |",
+        f"| `route` {sizes['route']:,} new emails | {r['route_seconds']:.1f} s ({r['route_emails_per_s']:,.0f} emails/s), "
+        f"{100 * r['routed']['accuracy']:.1f}% routed to their true queue |",
+        f"| `route --cascade` on {sizes['cascade']:,} of them | {r['cascade_seconds']:.1f} s, "
+        f"{100 * r['routed_cascade']['accuracy']:.1f}% right, {100 * r['routed_cascade']['teacher_share']:.1f}% "
+        "answered by the teacher |",
+    ])
+
+
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,
-             "lesson05.json": lesson05, "lesson06.json": lesson06, "lesson07.json": lesson07}
+             "lesson05.json": lesson05, "lesson06.json": lesson06, "lesson07.json": lesson07,
+             "router_tool.json": router_tool}
 
 
 def goals(r: dict) -> str:
@@ -420,14 +443,25 @@ RESULTS_HEADER = ("# Results\n\nEvery number below is rendered by `python -m cou
                   "this page is stale. FAST-mode runs (`COURSE_FAST=1`) never write here.\n\n")
 
 
+ROUTER_BEGIN, ROUTER_END = "<!-- router:begin -->", "<!-- router:end -->"
+
+
+def _between(text: str, begin: str, end: str, body: str) -> str:
+    if begin not in text or end not in text:
+        raise SystemExit(f"README.md has no {begin} ... {end} section")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{body}\n{end}{tail}"
+
+
 def updated_readme(root: Path = REPO_ROOT) -> str:
-    """README.md with its summary table between the results markers brought up to date."""
-    text = (root / "README.md").read_text(encoding="utf-8")
-    if BEGIN not in text or END not in text:
-        raise SystemExit(f"README.md has no {BEGIN} ... {END} section")
-    head, rest = text.split(BEGIN, 1)
-    _, tail = rest.split(END, 1)
-    return f"{head}{BEGIN}\n{summary(root)}\n{END}{tail}"
+    """README.md with its summary table (and the router tool's run, where it has markers for it) up to date."""
+    text = _between((root / "README.md").read_text(encoding="utf-8"), BEGIN, END, summary(root))
+    if ROUTER_BEGIN in text:
+        run = _load("router_tool.json", root)
+        text = _between(text, ROUTER_BEGIN, ROUTER_END,
+                        router_tool(run) if run else "No run yet: `.venv/bin/python bench/router_tool.py`.")
+    return text
 
 
 def results_doc(root: Path = REPO_ROOT) -> str:

@@ -207,3 +207,24 @@ def test_report_goals_line_counts_and_names_the_missed_ones():
 
 def test_readme_results_are_current():
     assert report.main(["--check"]) == 0, "run `python -m course_lib.report`"
+
+
+def test_report_renders_the_router_tools_run_into_its_readme_markers(tmp_path):
+    run = {"command": "python bench/router_tool.py", "sizes": {"labelled": 300, "traffic": 4000, "route": 50000,
+                                                              "cascade": 2000},
+           "engine": "local", "workers": 1, "cpus": 2, "build_seconds": 300.0, "route_seconds": 4.0,
+           "route_emails_per_s": 12500.0, "cascade_seconds": 30.0,
+           "routed": {"accuracy": 0.8}, "routed_cascade": {"accuracy": 0.85, "teacher_share": 0.1},
+           "report": {"teacher": {"kind": "frozen", "test_accuracy": 0.9},
+                      "student": {"test_accuracy": 0.88, "agreement_with_teacher": 0.95},
+                      "cascade": {"threshold": 0.6, "share_to_teacher": 0.12}, "throughput_ratio": 1000.0}}
+    text = report.router_tool(run)
+    assert "| `build` | 5.0 min; frozen teacher, test accuracy 90.0%; student 88.0% (agreement 95.0%), 1,000x" in text
+    assert "| `route` 50,000 new emails | 4.0 s (12,500 emails/s), 80.0% routed to their true queue |" in text
+    assert "85.0% right, 10.0% answered by the teacher |" in text
+    (tmp_path / "README.md").write_text(f"{report.BEGIN}\n{report.END}\nx\n{report.ROUTER_BEGIN}\nold\n{report.ROUTER_END}\n")
+    assert "No run yet" in report.updated_readme(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "router_tool.json").write_text(json.dumps(run))
+    assert f"{report.ROUTER_BEGIN}\n{text}\n{report.ROUTER_END}" in report.updated_readme(tmp_path)
+    assert text in report.render(tmp_path)
