@@ -11,6 +11,7 @@ an engineer would, in subprocesses, and times them:
 2. ``python -m course_lib.router route DIR incoming.csv --out routed.csv`` on ``--route`` emails;
 3. ``route --cascade`` on the first 2,000 of them.
 
+Each command runs with an empty cache of its own (``OUT/cache``), so the build's time is a first build's.
 The routed labels are then compared with the known queues. ``python -m course_lib.report`` renders
 the result into README.md and docs/results.md.
 """
@@ -40,11 +41,12 @@ def write_csv(path: Path, rows: list[emails.Email], with_label: bool) -> None:
             writer.writerow([email.text, emails.QUEUES[email.label]] if with_label else [email.text])
 
 
-def run(command: list[str]) -> float:
-    """Run one command of the tool (its output shown), return its wall-clock seconds."""
+def run(command: list[str], cache: Path) -> float:
+    """Run one command of the tool (its output shown) with its own empty cache, return its wall-clock seconds."""
     print("$", " ".join(command), flush=True)
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "course_lib.router", *command], check=True, cwd=REPO_ROOT)
+    subprocess.run([sys.executable, "-m", "course_lib.router", *command], check=True, cwd=REPO_ROOT,
+                   env={**os.environ, "COURSE_CACHE_DIR": str(cache)})
     return time.perf_counter() - start
 
 
@@ -72,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args.out.mkdir(parents=True, exist_ok=True)
     built = args.out / "router"
-    if built.exists():
-        raise SystemExit(f"{built} exists: remove it (or pass another --out) for a fresh, timed build")
+    if built.exists() or (args.out / "cache").exists():
+        raise SystemExit(f"{args.out} holds an earlier run: remove it (or pass another --out) for a fresh, timed build")
     labelled = emails.generate_emails(args.labelled, seed=6, style="traffic")
     traffic = emails.generate_emails(args.traffic, seed=1, style="traffic")
     incoming = emails.generate_emails(args.route, seed=11, style="traffic")
@@ -83,14 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     write_csv(args.out / "incoming_head.csv", incoming[:CASCADE_ROWS], with_label=False)
 
     engine = ["--engine", args.engine, "--workers", str(args.workers)]
+    cache = args.out / "cache"  # empty: the time is a first build's (nothing fitted or embedded before)
     build_s = run(["build", "--labelled", str(args.out / "labelled.csv"), "--traffic", str(args.out / "traffic.csv"),
-                   "--out", str(built), *engine])
-    route_s = run(["route", str(built), str(args.out / "incoming.csv"), "--out", str(args.out / "routed.csv")])
+                   "--out", str(built), *engine], cache)
+    route_s = run(["route", str(built), str(args.out / "incoming.csv"), "--out", str(args.out / "routed.csv")], cache)
     cascade_s = run(["route", str(built), str(args.out / "incoming_head.csv"), "--out",
-                     str(args.out / "routed_cascade.csv"), "--cascade"])
+                     str(args.out / "routed_cascade.csv"), "--cascade"], cache)
     report = json.loads((built / "report.json").read_text(encoding="utf-8"))
     summary = {
-        "command": "python bench/router_tool.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python bench/router_tool.py", *(argv if argv is not None else sys.argv[1:])]),
         "sizes": {"labelled": args.labelled, "traffic": args.traffic, "route": args.route, "cascade": CASCADE_ROWS},
         "engine": args.engine, "workers": args.workers, "cpus": os.cpu_count(), "machine": platform.machine(),
         "fast": os.environ.get("COURSE_FAST", "0"),

@@ -327,7 +327,22 @@ def router_tool(r: dict) -> str:
         f"| `route --cascade` on {sizes['cascade']:,} of them | {r['cascade_seconds']:.1f} s, "
         f"{100 * r['routed_cascade']['accuracy']:.1f}% right, {100 * r['routed_cascade']['teacher_share']:.1f}% "
         "answered by the teacher |",
-    ])
+    ] + _cascade_note(rep))
+
+
+def _cascade_note(rep: dict) -> list[str]:
+    """When the cascade escalates nothing, say why, from the numbers (validation against test)."""
+    c, s, t, split = rep["cascade"], rep["student"], rep["teacher"], rep.get("split", {})
+    if c["share_to_teacher"] > 0 or "target_accuracy" not in c:
+        return []
+    gap = 100 * (t["test_accuracy"] - s["test_accuracy"])
+    note = (f"The cascade escalates nothing: on the {split.get('validation', '?')} validation emails the student alone "
+            f"reached {100 * c['validation_accuracy']:.1f}%, not below the teacher's {100 * c['target_accuracy']:.1f}%")
+    if gap <= 0:
+        return ["", note + f", and on the {split.get('test', '?')} test emails it is not below the teacher either."]
+    return ["", note + f", yet on the {split.get('test', '?')} test emails it is {gap:.1f} points below the teacher: "
+                "a few dozen validation emails cannot set a threshold (label more, or choose the threshold by hand "
+                "from the cascade curve in `report.md`)."]
 
 
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,

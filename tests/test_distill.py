@@ -228,3 +228,13 @@ def test_report_renders_the_router_tools_run_into_its_readme_markers(tmp_path):
     (tmp_path / "results" / "router_tool.json").write_text(json.dumps(run))
     assert f"{report.ROUTER_BEGIN}\n{text}\n{report.ROUTER_END}" in report.updated_readme(tmp_path)
     assert text in report.render(tmp_path)
+
+
+def test_report_says_why_a_cascade_escalates_nothing():
+    rep = {"cascade": {"share_to_teacher": 0.0, "validation_accuracy": 0.9, "target_accuracy": 0.85},
+           "student": {"test_accuracy": 0.8}, "teacher": {"test_accuracy": 0.85}, "split": {"validation": 60, "test": 60}}
+    assert "it is 5.0 points below the teacher: a few dozen" in report._cascade_note(rep)[1]
+    rep["student"]["test_accuracy"] = 0.9
+    assert report._cascade_note(rep)[1].endswith("it is not below the teacher either.")
+    rep["cascade"]["share_to_teacher"] = 0.1
+    assert report._cascade_note(rep) == []
