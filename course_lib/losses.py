@@ -6,7 +6,8 @@ FitNets' hint loss, attention transfer, cosine representation matching and RKD's
 distances; each takes the student's features first and the teacher's second, treats the teacher
 as a constant (its features are detached) and returns a 0-dim tensor that is 0 when the student
 matches the teacher. Soft labels (lesson 04): :func:`soft_label_loss`. Sequences (lesson 07):
-:func:`masked_cross_entropy` and :func:`masked_kd_loss`, averaged over the answer positions only.
+:func:`masked_cross_entropy` and :func:`masked_kd_loss`, averaged over the answer positions only;
+on-policy distillation (GKD): :func:`on_policy_kd_loss`, the generalised Jensen-Shannon divergence.
 
 ``train.fit`` calls ``loss_fn(model(x_batch), *target_batches)``; a loss with settings gets them
 bound once with ``functools.partial``, e.g.
@@ -25,7 +26,7 @@ from torch import nn
 
 __all__ = ["cross_entropy_loss", "softmax_with_temperature", "kd_loss", "distillation_loss", "hint_loss",
            "attention_map", "attention_transfer_loss", "cosine_representation_loss", "relational_distance_loss",
-           "soft_label_loss", "masked_cross_entropy", "masked_kd_loss"]
+           "soft_label_loss", "masked_cross_entropy", "masked_kd_loss", "on_policy_kd_loss"]
 
 
 def _check_temperature(temperature: float) -> float:
@@ -408,3 +409,63 @@ def masked_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, m
     """
     _check_mask(student_logits, mask, "masked_kd_loss")
     return kd_loss(student_logits[mask], teacher_logits[mask], temperature)
+
+
+def _kl_terms(log_p: torch.Tensor, log_q: torch.Tensor) -> torch.Tensor:
+    """(M,) KL(p || q) per row from log-probs; a class with p = 0 contributes exactly 0 (never 0 * inf = nan)."""
+    p = log_p.exp()
+    return torch.where(p > 0, p * (log_p - log_q), torch.zeros_like(p)).sum(dim=-1)
+
+
+def on_policy_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor, mask: torch.Tensor,
+                      beta: float = 0.5, temperature: float = 1.0) -> torch.Tensor:
+    """GKD's generalised Jensen-Shannon divergence (Agarwal et al. 2024), averaged over the positions where ``mask`` is True.
+
+    Meant for on-policy distillation: the student writes its own answers (``sequence.sample_rollouts``),
+    both models read them, and at every answer position the student's next-token distribution S is pulled
+    towards the teacher's T. With the mixture ``M = beta * T + (1 - beta) * S`` (TRL's
+    ``GKDTrainer.generalized_jsd_loss`` conventions, which this matches)::
+
+        beta = 0:      KL(T || S)   forward KL, the ordinary KD target: mass-covering, S must put
+                                    probability wherever T does.
+        0 < beta < 1:  beta * KL(T || M) + (1 - beta) * KL(S || M), bounded; beta = 0.5 is the symmetric JSD.
+        beta = 1:      KL(S || T)   reverse KL: mode-seeking, S is punished for tokens T finds unlikely.
+
+    Why the direction matters for compounding errors: on its own samples a student that spreads mass over
+    tokens the teacher rules out will sooner or later write one of them, and every later step then starts
+    from a prefix the teacher would never have produced. Reverse KL (and the JSD towards it) penalises
+    exactly that mass; forward KL tolerates it as long as the teacher's likely tokens are covered.
+
+    Args:
+        student_logits, teacher_logits: (B, L, V), aligned (both models read the same tokens).
+            ``teacher_logits`` is detached: the teacher is the target and receives no gradient.
+        mask: (B, L) bool, True at the answer positions; padding and prompt positions are neither summed
+            nor counted. beta: in [0, 1]. temperature: T > 0 dividing both logits (no T^2 factor, as in TRL).
+
+    Returns:
+        A 0-dim tensor >= 0, zero when the two distributions agree. Everything stays in log space (log-softmax,
+        and logsumexp for log M), so logits in the hundreds are fine.
+
+    Introduced for lesson 07's on-policy distillation.
+    """
+    try:
+        beta = float(beta)
+    except (TypeError, ValueError):
+        raise ValueError(f"on_policy_kd_loss: beta must be a number in [0, 1], got {beta!r}") from None
+    if not 0.0 <= beta <= 1.0:
+        raise ValueError(f"on_policy_kd_loss: beta must be in [0, 1], got {beta!r}")
+    temperature = _check_temperature(temperature)
+    _check_mask(student_logits, mask, "on_policy_kd_loss")
+    if teacher_logits.shape != student_logits.shape:
+        raise ValueError(f"on_policy_kd_loss: student_logits and teacher_logits must have the same shape, got "
+                         f"{tuple(student_logits.shape)} and {tuple(teacher_logits.shape)}")
+    log_s = F.log_softmax(student_logits[mask] / temperature, dim=-1)  # (M, V): answer positions only
+    log_t = F.log_softmax(teacher_logits.detach()[mask] / temperature, dim=-1)
+    if beta == 0.0:
+        per_position = _kl_terms(log_t, log_s)
+    elif beta == 1.0:
+        per_position = _kl_terms(log_s, log_t)
+    else:
+        log_m = torch.logsumexp(torch.stack([log_t + math.log(beta), log_s + math.log(1.0 - beta)]), dim=0)
+        per_position = beta * _kl_terms(log_t, log_m) + (1.0 - beta) * _kl_terms(log_s, log_m)
+    return per_position.mean()

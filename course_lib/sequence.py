@@ -1,5 +1,6 @@
 """Distilling a sequence model (introduced in lesson 07): a pointer-following task whose chain length k is a
-dial, a tiny decoder-only transformer, token-level and sequence-level KD, greedy decoding and chain metrics.
+dial, a tiny decoder-only transformer, token-level and sequence-level KD, greedy decoding, the student's own
+rollouts (on-policy distillation) and chain metrics (exact match, first errors and their hazard rate).
 
 **The task.** A row holds a table ``f`` of ``num_symbols`` symbols (``f(0), f(1), ...``, a random
 permutation), a separator, a start symbol ``x0``, then the chain ``x1 = f(x0), x2 = f(x1), ..., xk``::
@@ -22,6 +23,7 @@ import math
 from dataclasses import dataclass
 from typing import Optional
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -225,6 +227,82 @@ def greedy_decode(model: nn.Module, prompts: torch.Tensor, num_steps: int) -> to
     finally:
         model.train(was_training)
     return tokens[:, prompts.shape[1]:].cpu()
+
+
+@torch.no_grad()
+def sample_rollouts(model: nn.Module, prompts: torch.Tensor, num_steps: int, temperature: float = 1.0,
+                    generator: Optional[torch.Generator | int] = None) -> torch.Tensor:
+    """The student writes its own answers (on-policy distillation's data): ``num_steps`` tokens after each prompt.
+
+    Each step draws the next token from ``softmax(logits / temperature)`` at the row's last position;
+    ``temperature == 0`` takes the argmax instead (then the rows equal the prompts followed by
+    :func:`greedy_decode`'s output). The draws come from a local ``torch.Generator`` on the CPU, never the
+    global RNG: pass one and reuse it across training steps (each call then draws fresh rollouts, and a run
+    is reproducible, on any device), or an int seed; ``None`` gives a fresh, unseeded generator.
+
+    Args:
+        prompts: (B, P) int64, all of the same length, on any device. num_steps: tokens to write, >= 0.
+        temperature: >= 0.
+    Returns:
+        (B, P + num_steps) int64 on the CPU: the prompt, kept, then the sampled tokens. No gradient; the
+        model stays where it is, in eval mode during the call, its mode restored after.
+    """
+    if prompts.dim() != 2 or prompts.dtype.is_floating_point or prompts.dtype == torch.bool:
+        raise ValueError(f"prompts must be (B, P) integer token ids, got {prompts.dtype} {tuple(prompts.shape)}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 0:
+        raise ValueError(f"num_steps must be an int >= 0, got {num_steps!r}")
+    if not (isinstance(temperature, (int, float)) and math.isfinite(temperature) and temperature >= 0):
+        raise ValueError(f"temperature must be a finite number >= 0 (0 = greedy), got {temperature!r}")
+    if not isinstance(generator, torch.Generator):
+        seed, generator = generator, torch.Generator()
+        if seed is None:
+            generator.seed()  # fresh entropy for this generator only; the global RNG is untouched
+        else:
+            generator.manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    try:
+        tokens = prompts.to(model_device(model))
+        for _ in range(num_steps):
+            logits = model(tokens)[:, -1]
+            if temperature == 0:
+                next_token = logits.argmax(dim=-1, keepdim=True)
+            else:
+                probs = torch.softmax(logits.float().cpu() / temperature, dim=-1)
+                next_token = torch.multinomial(probs, 1, generator=generator).to(tokens.device)
+            tokens = torch.cat([tokens, next_token], dim=1)
+    finally:
+        model.train(was_training)
+    return tokens.cpu()
+
+
+def first_error_hazard(first_errors, num_steps: int) -> np.ndarray:
+    """The hazard rate of first errors: for each step s = 1..num_steps, errors at s / rows that reached s.
+
+    A row reaches step s when it has not gone wrong before s: its first error is >= s, or it never erred
+    (``0`` in :func:`first_error`'s convention). Raw counts of first errors are the wrong picture: under
+    independent slips with probability p per step they fall geometrically (p (1 - p)^(s-1) of the rows), only
+    because fewer rows are left to slip, while the hazard stays flat at p. A hazard that rises with s is what
+    says late steps are harder. Rows of different chain lengths mix badly (a short row never reaches late
+    steps, yet counts as reaching them here): pass the rows of one length at a time.
+
+    Args:
+        first_errors: (N,) ints, e.g. from :func:`first_error`: 0 = no error, s >= 1 = first wrong step.
+        num_steps: the number of steps to report, >= 1.
+    Returns:
+        (num_steps,) float64; entry s - 1 is step s's hazard, NaN where no row reaches step s.
+    """
+    errors = np.asarray(first_errors.cpu() if isinstance(first_errors, torch.Tensor) else first_errors)
+    if errors.ndim != 1 or not np.issubdtype(errors.dtype, np.integer) or (errors < 0).any():
+        raise ValueError(f"first_errors must be a 1-d array of ints >= 0 (0 = no error), got {errors.dtype} "
+                         f"{errors.shape}")
+    if isinstance(num_steps, bool) or not isinstance(num_steps, int) or num_steps < 1:
+        raise ValueError(f"num_steps must be an int >= 1, got {num_steps!r}")
+    steps = np.arange(1, num_steps + 1)
+    erred_at = (errors[None, :] == steps[:, None]).sum(axis=1)
+    reached = ((errors[None, :] >= steps[:, None]) | (errors[None, :] == 0)).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(reached > 0, erred_at / np.maximum(reached, 1), np.nan)
 
 
 def transfer_set(teacher: nn.Module, prompts: torch.Tensor, lengths: torch.Tensor,

@@ -550,3 +550,104 @@ def test_masked_losses_refuse_a_bad_or_empty_mask(fn):
         loss(logits, second, SEQ_MASK[:, :4])            # the mask does not match the logits
     with pytest.raises(ValueError, match="no position"):
         loss(logits, second, torch.zeros(3, 5, dtype=torch.bool))  # nothing to average: nan otherwise
+
+
+# ----------------------------------------------------------------------------- on-policy KD (GKD's generalised JSD)
+def _gjsd_by_hand(student, teacher, mask, beta, temperature):
+    """The generalised JSD in float64, one position at a time, KL written out as sum p (log p - log q)."""
+    def kl(p, q):
+        return float((p * (p.log() - q.log())).sum())
+
+    terms = []
+    for b, t in mask.nonzero().tolist():
+        s = torch.softmax(student[b, t].double() / temperature, -1)
+        p = torch.softmax(teacher[b, t].double() / temperature, -1)
+        if beta == 0:
+            terms.append(kl(p, s))
+        elif beta == 1:
+            terms.append(kl(s, p))
+        else:
+            m = beta * p + (1 - beta) * s
+            terms.append(beta * kl(p, m) + (1 - beta) * kl(s, m))
+    return sum(terms) / len(terms)
+
+
+OTHER_MASKS = [SEQ_MASK, torch.ones(3, 5, dtype=torch.bool),
+               torch.tensor([[1, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 1]], dtype=torch.bool)]
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_on_policy_kd_loss_zero_when_student_equals_teacher(beta):
+    logits = torch.randn(3, 5, 7, generator=torch.Generator().manual_seed(0)) * 4
+    assert losses.on_policy_kd_loss(logits, logits.clone(), SEQ_MASK, beta).item() == pytest.approx(0.0, abs=1e-6)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1, 0.5, 0.9, 1.0])
+@pytest.mark.parametrize("mask_index", range(len(OTHER_MASKS)))
+def test_on_policy_kd_loss_equals_the_divergence_written_out(beta, mask_index):
+    g = torch.Generator().manual_seed(3 + mask_index)
+    student, teacher = torch.randn(3, 5, 7, generator=g) * 2, torch.randn(3, 5, 7, generator=g) * 3
+    mask, temperature = OTHER_MASKS[mask_index], 1.0 if mask_index else 2.0
+    loss = losses.on_policy_kd_loss(student, teacher, mask, beta, temperature)
+    expected = _gjsd_by_hand(student, teacher, mask, beta, temperature)
+    assert loss.item() == approx32(expected, kd_magnitude(student, teacher))
+
+
+def test_on_policy_kd_loss_endpoints_are_forward_and_reverse_kl_of_torch_distributions():
+    """An independent reference: torch.distributions' KL, forward at beta 0, reverse at beta 1 (not the other way)."""
+    from torch.distributions import Categorical, kl_divergence
+    g = torch.Generator().manual_seed(4)
+    student, teacher = torch.randn(3, 5, 7, generator=g), torch.randn(3, 5, 7, generator=g) * 3
+    s, t = Categorical(logits=student[SEQ_MASK].double()), Categorical(logits=teacher[SEQ_MASK].double())
+    forward, reverse = kl_divergence(t, s).mean().item(), kl_divergence(s, t).mean().item()
+    assert abs(forward - reverse) > 0.1  # the two directions differ here, so swapping them fails
+    mag = kd_magnitude(student, teacher)
+    assert losses.on_policy_kd_loss(student, teacher, SEQ_MASK, beta=0).item() == approx32(forward, mag)
+    assert losses.on_policy_kd_loss(student, teacher, SEQ_MASK, beta=1).item() == approx32(reverse, mag)
+    # and beta = 0 is masked_kd_loss at T = 1 (the ordinary token-level KD)
+    assert losses.on_policy_kd_loss(student, teacher, SEQ_MASK, beta=0).item() == approx32(
+        losses.masked_kd_loss(student, teacher, SEQ_MASK).item(), mag)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_on_policy_kd_loss_ignores_padding_and_keeps_the_teacher_out_of_autograd(beta):
+    g = torch.Generator().manual_seed(5)
+    student = (torch.randn(3, 5, 7, generator=g) * 2).requires_grad_()
+    teacher = (torch.randn(3, 5, 7, generator=g) * 2).requires_grad_()
+    loss = losses.on_policy_kd_loss(student, teacher, SEQ_MASK, beta)
+    loss.backward()
+    assert teacher.grad is None and student.grad is not None
+    assert torch.all(student.grad[~SEQ_MASK] == 0) and student.grad[SEQ_MASK].abs().sum() > 0
+    student2, teacher2 = student.detach().clone(), teacher.detach().clone()
+    student2[~SEQ_MASK] = 300.0 * torch.randn(int((~SEQ_MASK).sum()), 7, generator=g)
+    teacher2[~SEQ_MASK] = -1e4
+    # the same selected rows go through the same computation: bit-identical
+    assert losses.on_policy_kd_loss(student2, teacher2, SEQ_MASK, beta).item() == loss.item()
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.5, 1.0])
+def test_on_policy_kd_loss_stable_for_logits_in_the_hundreds(beta):
+    g = torch.Generator().manual_seed(6)
+    student, teacher = torch.randn(3, 5, 7, generator=g) * 100, torch.randn(3, 5, 7, generator=g) * 100
+    loss = losses.on_policy_kd_loss(student, teacher, SEQ_MASK, beta)
+    assert math.isfinite(loss.item()) and loss.item() > 0.1
+    assert loss.item() == approx32(_gjsd_by_hand(student, teacher, SEQ_MASK, beta, 1.0), kd_magnitude(student, teacher))
+    if beta == 0.5:  # the JSD stays below log 2 per position however far apart the two are
+        assert loss.item() <= math.log(2) + 1e-6
+
+
+def test_on_policy_kd_loss_refuses_bad_masks_shapes_and_settings():
+    logits = torch.zeros(3, 5, 7)
+    with pytest.raises(ValueError, match="bool mask"):
+        losses.on_policy_kd_loss(logits, logits, SEQ_MASK.long())
+    with pytest.raises(ValueError, match="bool mask"):
+        losses.on_policy_kd_loss(logits, logits, SEQ_MASK[:, :4])
+    with pytest.raises(ValueError, match="no position"):
+        losses.on_policy_kd_loss(logits, logits, torch.zeros(3, 5, dtype=torch.bool))
+    with pytest.raises(ValueError, match="same shape"):
+        losses.on_policy_kd_loss(logits, torch.zeros(3, 5, 8), SEQ_MASK)
+    for bad in (-0.1, 1.5, "half", None):
+        with pytest.raises(ValueError, match="beta"):
+            losses.on_policy_kd_loss(logits, logits, SEQ_MASK, beta=bad)
+    with pytest.raises(ValueError, match="temperature"):
+        losses.on_policy_kd_loss(logits, logits, SEQ_MASK, temperature=0)

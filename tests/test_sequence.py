@@ -220,3 +220,108 @@ def test_cached_teacher_trains_once_then_loads_the_same_weights(tmp_course_dirs,
     assert all(torch.equal(a, b) for a, b in zip(first.state_dict().values(), second.state_dict().values()))
     other = sq.make_chains(64, range(1, 3), seed=1, num_symbols=NUM_SYMBOLS)  # other rows: another key
     assert sq.cached_teacher(recipe, other, device=device, progress=False)[1] is False
+
+
+# ----------------------------------------------------------------------------- on-policy rollouts and hazard rates
+def test_sample_rollouts_keeps_the_prompt_is_seeded_and_leaves_mode_and_global_rng_alone(models_never_move):
+    model = tiny_model(0)
+    prompts = sq.make_chains(6, 3, seed=0, num_symbols=NUM_SYMBOLS).prompts
+    rng_before = torch.get_rng_state()
+    rows = sq.sample_rollouts(model, prompts, 5, temperature=1.0, generator=torch.Generator().manual_seed(7))
+    assert torch.equal(torch.get_rng_state(), rng_before)  # the global RNG was neither used nor reseeded
+    assert model.training
+    assert rows.shape == (6, prompts.shape[1] + 5) and rows.dtype == torch.long and rows.device.type == "cpu"
+    assert torch.equal(rows[:, :prompts.shape[1]], prompts)
+    assert torch.equal(rows, sq.sample_rollouts(model, prompts, 5, generator=7))  # same seed, same rows
+    generator = torch.Generator().manual_seed(7)
+    first, second = (sq.sample_rollouts(model, prompts, 5, generator=generator) for _ in range(2))
+    assert not torch.equal(first, second)  # a reused generator draws fresh rollouts
+    # the rows are draws, not argmaxes: near-uniform logits give answers greedy decoding would not
+    assert not torch.equal(rows[:, prompts.shape[1]:], sq.greedy_decode(model, prompts, 5))
+
+
+def test_sample_rollouts_at_temperature_zero_is_greedy_decode():
+    model = tiny_model(1, num_layers=2)
+    prompts = sq.make_chains(5, 3, seed=1, num_symbols=NUM_SYMBOLS).prompts
+    rows = sq.sample_rollouts(model, prompts, 6, temperature=0)
+    assert torch.equal(rows, torch.cat([prompts, sq.greedy_decode(model, prompts, 6)], dim=1))
+
+
+def test_sample_rollouts_draws_from_the_models_distribution():
+    """A model whose next-token distribution is known (a fixed bias) gives token frequencies close to it."""
+    class Fixed(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.log(torch.tensor([0.7, 0.2, 0.1, 0.0])))
+
+        def forward(self, tokens):
+            return self.bias.expand(*tokens.shape, 4)
+
+    rows = sq.sample_rollouts(Fixed(), torch.zeros(4000, 1, dtype=torch.long), 1, generator=0)
+    counts = torch.bincount(rows[:, 1], minlength=4) / 4000
+    assert counts[3] == 0 and torch.allclose(counts[:3], torch.tensor([0.7, 0.2, 0.1]), atol=0.03)
+    sharp = sq.sample_rollouts(Fixed(), torch.zeros(4000, 1, dtype=torch.long), 1, temperature=0.1, generator=0)
+    assert (sharp[:, 1] == 0).float().mean() > 0.99  # a low temperature sharpens towards the mode
+
+
+def test_sample_rollouts_refuses_bad_input():
+    model, prompts = tiny_model(0), torch.zeros(2, 3, dtype=torch.long)
+    with pytest.raises(ValueError, match="temperature"):
+        sq.sample_rollouts(model, prompts, 2, temperature=-1.0)
+    with pytest.raises(ValueError, match="num_steps"):
+        sq.sample_rollouts(model, prompts, -1)
+    with pytest.raises(ValueError, match="prompts"):
+        sq.sample_rollouts(model, prompts.float(), 2)
+
+
+def test_first_error_hazard_on_a_hand_computed_example():
+    # steps 1..4; rows: never erred (0) x2, first error at 1, at 2 x2, at 4
+    first_errors = torch.tensor([0, 2, 1, 0, 2, 4])
+    hazard = sq.first_error_hazard(first_errors, 5)
+    # step 1: 1 error / 6 reached; step 2: 2 / 5; step 3: 0 / 3 (two never erred, one errs at 4);
+    # step 4: 1 / 3; step 5: 0 / 2 (only the never-erring rows reach it)
+    assert hazard.dtype.kind == "f" and hazard.shape == (5,)
+    assert hazard.tolist() == pytest.approx([1 / 6, 2 / 5, 0.0, 1 / 3, 0.0])
+    # a step no row reaches: every row erred by step 2
+    nan_hazard = sq.first_error_hazard([1, 2, 1], 3)
+    assert nan_hazard[:2].tolist() == pytest.approx([2 / 3, 1.0]) and math.isnan(nan_hazard[2])
+    # the raw counts fall geometrically under independent slips; the hazard stays flat at p
+    p, n, k = 0.2, 200_000, 6
+    g = torch.Generator().manual_seed(0)
+    slips = torch.rand(n, k, generator=g) < p
+    first = torch.where(slips.any(1), slips.float().argmax(1) + 1, 0)
+    assert sq.first_error_hazard(first, k) == pytest.approx([p] * k, abs=0.01)
+    with pytest.raises(ValueError, match="first_errors"):
+        sq.first_error_hazard(torch.tensor([0.5, 1.0]), 3)
+    with pytest.raises(ValueError, match="num_steps"):
+        sq.first_error_hazard([0, 1], 0)
+
+
+def test_on_policy_kd_on_the_students_own_samples_lowers_the_divergence(pinned_one_thread):
+    """GKD in miniature: the student samples its answers, the teacher scores every answer position, the
+    student is pulled towards it; the divergence measured on fresh samples of the student falls."""
+    student, teacher = tiny_model(0), tiny_model(1, d_model=32, num_layers=2, num_heads=4)
+    with torch.no_grad():
+        teacher.head.weight.mul_(150.0)  # a confident teacher: peaked distributions, far from the student's
+    teacher.eval()
+    prompts = sq.make_chains(32, 3, seed=0, num_symbols=NUM_SYMBOLS).prompts
+    p, steps = prompts.shape[1], 6
+    mask = (torch.arange(p + steps - 1) >= p - 1).expand(len(prompts), -1)  # logits that predict answer tokens
+    generator = torch.Generator().manual_seed(0)
+
+    def divergence(rows, grad=False):
+        with torch.no_grad():
+            target = teacher(rows[:, :-1])
+        with torch.set_grad_enabled(grad):
+            return losses.on_policy_kd_loss(student(rows[:, :-1]), target, mask, beta=0.5)
+
+    before = divergence(sq.sample_rollouts(student, prompts, steps, generator=generator)).item()
+    optimiser = torch.optim.Adam(student.parameters(), lr=1e-2)
+    for _ in range(40):
+        rows = sq.sample_rollouts(student, prompts, steps, generator=generator)
+        loss = divergence(rows, grad=True)
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+    after = divergence(sq.sample_rollouts(student, prompts, steps, generator=generator)).item()
+    assert after < 0.7 * before, (before, after)
