@@ -40,6 +40,17 @@ def _check_temperature(temperature: float) -> float:
     return value
 
 
+def _check_unit_interval(value, name: str, prefix: str = "") -> float:
+    """``value`` as a float in [0, 1] (a mixing weight such as alpha or beta), or a ValueError naming it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{prefix}{name} must be a number in [0, 1], got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ValueError(f"{prefix}{name} must be in [0, 1], got {value!r}")
+    return number
+
+
 def _check_logits_pair(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> None:
     """Raise ValueError unless both logits are (batch, num_classes) tensors of the same shape."""
     if student_logits.dim() != 2:
@@ -155,12 +166,7 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
     Introduced in lesson 02.
     """
-    try:
-        alpha_value = float(alpha)
-    except (TypeError, ValueError):
-        raise ValueError(f"alpha must be a number in [0, 1], got {alpha!r}") from None
-    if not 0.0 <= alpha_value <= 1.0:
-        raise ValueError(f"alpha must be in [0, 1], got {alpha!r}")
+    alpha_value = _check_unit_interval(alpha, "alpha")
     _check_logits_pair(student_logits, teacher_logits)
     if labels.shape != student_logits.shape[:1]:
         raise ValueError(
@@ -448,12 +454,7 @@ def on_policy_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
     Introduced for lesson 07's on-policy distillation.
     """
-    try:
-        beta = float(beta)
-    except (TypeError, ValueError):
-        raise ValueError(f"on_policy_kd_loss: beta must be a number in [0, 1], got {beta!r}") from None
-    if not 0.0 <= beta <= 1.0:
-        raise ValueError(f"on_policy_kd_loss: beta must be in [0, 1], got {beta!r}")
+    beta = _check_unit_interval(beta, "beta", "on_policy_kd_loss: ")
     temperature = _check_temperature(temperature)
     _check_mask(student_logits, mask, "on_policy_kd_loss")
     if teacher_logits.shape != student_logits.shape:
