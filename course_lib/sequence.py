@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from . import cache, config, train
-from .losses import masked_cross_entropy, masked_kd_loss
+from .losses import masked_cross_entropy, masked_kd_loss, on_policy_kd_loss
 from .models import model_device
 
 # ----------------------------------------------------------------------------- the task
@@ -203,6 +203,39 @@ def token_kd_loss(student: nn.Module, teacher: nn.Module, tokens: torch.Tensor, 
     with torch.no_grad():
         teacher_logits = teacher(inputs)
     return masked_kd_loss(student(inputs), teacher_logits, mask, temperature)
+
+
+def on_policy_loss(student: nn.Module, teacher: nn.Module, rollouts: torch.Tensor, answer_mask: torch.Tensor,
+                   beta: float = 0.5, temperature: float = 1.0) -> torch.Tensor:
+    """On-policy distillation's loss on the student's own samples (GKD): both models read ``rollouts[:, :-1]``,
+    and at every answer position the student's next-token distribution is pulled towards the teacher's with
+    :func:`losses.on_policy_kd_loss` (``beta``: 0 forward KL, 1 reverse KL, between them the generalised JSD).
+    Exercise 7.3.
+
+    The rows are the student's answers (:func:`sample_rollouts`), so the prefixes are the student's, mistakes
+    included, and the teacher says what it would write next after each of them. The target is the teacher's
+    distribution: it runs under ``torch.no_grad()``, a fixed target that must not move towards the student
+    (and a graph through it would only cost memory and time). The logit at position t predicts token t + 1,
+    so the positions scored are ``answer_mask[:, 1:]``; the prompt and whatever the student wrote past a
+    row's k steps are neither summed nor counted in the mean.
+
+    Args:
+        rollouts: (B, L) int64, prompts followed by what the student wrote. answer_mask: (B, L) bool, True at
+            the answer tokens to score (for this task the prompts' ``Chains.target_mask``); never at position
+            0, which nothing predicts. Both are moved to the student's device; the models never move.
+    """
+    if rollouts.dim() != 2 or rollouts.dtype.is_floating_point or rollouts.dtype == torch.bool:
+        raise ValueError(f"rollouts must be (B, L) integer token ids, got {rollouts.dtype} {tuple(rollouts.shape)}")
+    if answer_mask.dtype != torch.bool or answer_mask.shape != rollouts.shape:
+        raise ValueError(f"answer_mask must be a bool tensor shaped like rollouts {tuple(rollouts.shape)}, got "
+                         f"{answer_mask.dtype} {tuple(answer_mask.shape)}")
+    if bool(answer_mask[:, 0].any()):
+        raise ValueError("answer_mask is True at position 0, which no logit predicts: mark answer tokens only")
+    inputs = rollouts[:, :-1].to(model_device(student))
+    mask = answer_mask[:, 1:].to(inputs.device)
+    with torch.no_grad():
+        teacher_logits = teacher(inputs)
+    return on_policy_kd_loss(student(inputs), teacher_logits, mask, beta, temperature)
 
 
 # ----------------------------------------------------------------------------- decoding

@@ -106,6 +106,119 @@ def test_token_kd_loss_aligns_positions_and_keeps_the_teacher_out_of_autograd():
     assert all(p.grad is not None for p in student.parameters())
 
 
+# ----------------------------------------------------------------------------- on-policy loss (GKD) on rollouts
+def _kl_by_hand(p, q):
+    """sum_v p_v (log p_v - log q_v) in float64, a p_v = 0 term counting 0."""
+    return sum(a * (math.log(a) - math.log(b)) for a, b in zip(p, q) if a > 0)
+
+
+def _gkd_by_hand(student, teacher, mask, beta, temperature):
+    """GKD's divergence (TRL's conventions) averaged over masked positions, float64, one position at a time:
+    beta = 0 KL(T || S), beta = 1 KL(S || T), else beta KL(T || M) + (1 - beta) KL(S || M), M = beta T + (1 - beta) S."""
+    def probs(logits):
+        z = [float(v) / temperature for v in logits]
+        top = max(z)
+        e = [math.exp(v - top) for v in z]
+        return [v / sum(e) for v in e]
+
+    terms = []
+    for b, t in mask.nonzero().tolist():
+        s_p, t_p = probs(student[b, t]), probs(teacher[b, t])
+        if beta == 0:
+            terms.append(_kl_by_hand(t_p, s_p))
+        elif beta == 1:
+            terms.append(_kl_by_hand(s_p, t_p))
+        else:
+            m = [beta * a + (1 - beta) * c for a, c in zip(t_p, s_p)]
+            terms.append(beta * _kl_by_hand(t_p, m) + (1 - beta) * _kl_by_hand(s_p, m))
+    return sum(terms) / len(terms)
+
+
+def _rollout_case(num_rows=8, lengths=(1, 2, 4), seed=0):
+    """A student of width 16, a teacher of width 32 (heads scaled: distinct, peaked distributions), the student's
+    own samples after chain prompts of several lengths, and those chains' answer mask."""
+    student, teacher = tiny_model(0), tiny_model(1, d_model=32)
+    with torch.no_grad():
+        student.head.weight.mul_(20.0)
+        teacher.head.weight.mul_(40.0)
+    chains = sq.make_chains(num_rows, list(lengths), seed=seed, num_symbols=NUM_SYMBOLS)
+    rollouts = sq.sample_rollouts(student, chains.prompts, chains.answers.shape[1], generator=seed)
+    assert len(chains.lengths.unique()) > 1  # rows of different lengths: the mask matters
+    return student, teacher, chains, rollouts
+
+
+@pytest.mark.parametrize("beta,temperature", [(0.0, 1.0), (0.2, 1.0), (0.5, 2.0), (1.0, 1.0)])
+def test_on_policy_loss_is_gkd_on_the_answer_positions_of_the_rollouts(beta, temperature, models_never_move):
+    student, teacher, chains, rollouts = _rollout_case()
+    loss = sq.on_policy_loss(student, teacher, rollouts, chains.target_mask, beta=beta, temperature=temperature)
+    x, mask = rollouts[:, :-1], chains.target_mask[:, 1:]
+    with torch.no_grad():
+        student_logits, teacher_logits = student(x), teacher(x)
+    expected = _gkd_by_hand(student_logits, teacher_logits, mask, beta, temperature)
+    assert expected > 0.01  # the two models disagree: a test that can fail
+    assert loss.dim() == 0
+    assert loss.item() == approx32(expected, kd_magnitude(student_logits[mask], teacher_logits[mask],
+                                                          temperature=temperature))
+
+
+def test_on_policy_loss_is_zero_when_student_and_teacher_agree():
+    student, _, chains, rollouts = _rollout_case()
+    for beta in (0.0, 0.5, 1.0):
+        assert sq.on_policy_loss(student, student, rollouts, chains.target_mask, beta=beta).item() == \
+            pytest.approx(0.0, abs=1e-6)
+
+
+def test_on_policy_loss_ignores_every_position_outside_the_mask():
+    """The last scored logit of a row of k answer steps sits at p + k - 2 (it predicts token p + k - 1): the tokens
+    from p + k - 1 on (the k-th answer token itself, what the student wrote past k) never change the loss. A causal
+    model reads all earlier tokens, so the token at p + k - 2 does."""
+    student, teacher, chains, rollouts = _rollout_case()
+    p, g = sq.prompt_length(NUM_SYMBOLS), torch.Generator().manual_seed(1)
+    loss = sq.on_policy_loss(student, teacher, rollouts, chains.target_mask, beta=0.2).item()
+    positions = torch.arange(rollouts.shape[1])
+    free = positions >= (p + chains.lengths - 1)[:, None]
+    noise = torch.randint(sq.vocab_size(NUM_SYMBOLS), rollouts.shape, generator=g)
+    changed = torch.where(free, noise, rollouts)
+    assert not torch.equal(changed, rollouts)
+    magnitude = kd_magnitude(student(rollouts), teacher(rollouts))
+    assert sq.on_policy_loss(student, teacher, changed, chains.target_mask, beta=0.2).item() == \
+        approx32(loss, magnitude)
+    scored = positions == (p + chains.lengths - 2)[:, None]  # the last scored input position: it counts
+    shifted = torch.where(scored, (rollouts + 1) % NUM_SYMBOLS, rollouts)
+    assert sq.on_policy_loss(student, teacher, shifted, chains.target_mask, beta=0.2).item() != \
+        approx32(loss, magnitude)
+
+
+def test_on_policy_loss_trains_the_student_only_and_leaves_its_inputs_alone():
+    student, teacher, chains, rollouts = _rollout_case()
+    calls = []
+    teacher.register_forward_hook(lambda *_: calls.append(torch.is_grad_enabled()))
+    given, mask = rollouts.clone(), chains.target_mask.clone()
+    loss = sq.on_policy_loss(student, teacher, given, mask, beta=0.2)
+    loss.backward()
+    assert calls == [False]  # the teacher ran once, under torch.no_grad()
+    assert all(p.grad is None for p in teacher.parameters())
+    assert all(p.grad is not None for p in student.parameters())
+    assert torch.equal(given, rollouts) and torch.equal(mask, chains.target_mask)
+
+
+def test_on_policy_loss_refuses_bad_input():
+    student, teacher, chains, rollouts = _rollout_case()
+    mask = chains.target_mask
+    with pytest.raises(ValueError, match="answer_mask"):
+        sq.on_policy_loss(student, teacher, rollouts, mask[:, :-1])
+    with pytest.raises(ValueError, match="answer_mask"):
+        sq.on_policy_loss(student, teacher, rollouts, mask.long())
+    with pytest.raises(ValueError, match="position 0"):
+        sq.on_policy_loss(student, teacher, rollouts, mask | (torch.arange(mask.shape[1]) == 0))
+    with pytest.raises(ValueError, match="rollouts"):
+        sq.on_policy_loss(student, teacher, rollouts.float(), mask)
+    with pytest.raises(ValueError, match="beta"):
+        sq.on_policy_loss(student, teacher, rollouts, mask, beta=1.5)
+    with pytest.raises(ValueError, match="no position"):
+        sq.on_policy_loss(student, teacher, rollouts, torch.zeros_like(mask))
+
+
 # ----------------------------------------------------------------------------- decoding
 def test_greedy_decode_is_deterministic_and_argmax_step_by_step(models_never_move):
     model = tiny_model(0, num_layers=2)
