@@ -58,7 +58,8 @@ def test_a_right_answer_that_changes_its_input_is_refused_naming_it(check, answe
 
 
 @pytest.mark.parametrize("check, answer", [(c[0], c[1]) for c in CASES] + [
-    (checks.check_token_kd_loss, lesson07.token_kd_loss), (checks.check_hint_loss, lesson03.hint_loss)])
+    (checks.check_token_kd_loss, lesson07.token_kd_loss), (checks.check_hint_loss, lesson03.hint_loss),
+    (checks.check_on_policy_loss, lesson07.on_policy_loss)])
 def test_the_answer_keys_change_nothing_and_pass(check, answer):
     assert check(answer) is True
 

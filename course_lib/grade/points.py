@@ -10,7 +10,8 @@ from ..exercises import BEGIN
 
 #: Checks whose verdict cannot be replayed from recorded outputs (they observe the call itself).
 KERNEL_JUDGED = {"check_fitnets", "check_distillation_loss", "check_choose_temperature",
-                 "check_median_latency_ms", "check_fine_tune_pruned", "check_token_kd_loss", "check_greedy_decode"}
+                 "check_median_latency_ms", "check_fine_tune_pruned", "check_token_kd_loss", "check_greedy_decode",
+                 "check_on_policy_loss"}
 CHECK_CALL = re.compile(r"^\s*(?:assert\s+)?(?:checks\.)?(check_\w+)\(\s*(\w+)\s*[,)]", re.M)
 _DEF = re.compile(r"^\s*def\s+(\w+)\s*\(", re.M)
 
