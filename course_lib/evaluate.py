@@ -22,6 +22,7 @@ import statistics
 from typing import Mapping, Optional
 
 import numpy as np
+from scipy import stats
 import torch
 from torch import nn
 
@@ -525,3 +526,28 @@ def mean_std(values) -> tuple[float, float]:
     Introduced in lesson 03; lesson 07 uses it too.
     """
     return statistics.mean(_seed_values(values, "mean_std")), spread(values)
+
+
+def paired_comparison(a, b, confidence: float = 0.95) -> dict:
+    """Is method A better than method B? Paired over seeds: the same seeds (initialisations, data order) for both.
+
+    Args:
+        a, b: one score per seed for each method, in the same seed order (e.g. mean exact match over some lengths).
+    Returns:
+        ``{"mean", "low", "high", "significant", "seeds"}``: the mean difference a - b, its Student-t interval at
+        ``confidence`` over the per-seed differences, and whether that interval excludes 0. Pairing removes what
+        a seed does to both methods alike, so a difference is judged against how much it varies from seed to
+        seed, not against how much each method varies. With one seed there is no interval (NaN, not significant).
+    """
+    a, b = _seed_values(a, "a"), _seed_values(b, "b")
+    if len(a) != len(b):
+        raise ValueError(f"paired scores need one per seed for both methods, got {len(a)} and {len(b)}")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence!r}")
+    diffs = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
+    mean = float(diffs.mean())
+    if len(diffs) < 2:
+        return {"mean": mean, "low": float("nan"), "high": float("nan"), "significant": False, "seeds": len(diffs)}
+    half = float(stats.t.ppf(0.5 + confidence / 2, len(diffs) - 1) * diffs.std(ddof=1) / np.sqrt(len(diffs)))
+    low, high = mean - half, mean + half
+    return {"mean": mean, "low": low, "high": high, "significant": bool(low > 0 or high < 0), "seeds": len(diffs)}

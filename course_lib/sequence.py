@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import math
+import time
 from dataclasses import dataclass
 from typing import Optional
 
@@ -27,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
+from tqdm.auto import tqdm
 
 from . import cache, config, train
 from .losses import masked_cross_entropy, masked_kd_loss, on_policy_kd_loss
@@ -160,13 +162,22 @@ class TinyGPT(nn.Module):
     Args:
         vocab: number of token ids. max_len: the longest row it can read (learned positions).
         d_model, num_layers, num_heads: width, depth and heads per attention layer.
+        answer_start, max_offset: random position offsets in training. With ``max_offset > 0``, in training
+            mode each row's positions from ``answer_start`` on are shifted by its own random offset in
+            ``0..max_offset`` (drawn from the global RNG, like dropout; ``train.fit`` seeds it), so the answer
+            is read at every position a longer answer will use, though no training row is that long. A learned
+            position row that no loss reaches keeps its random initial value, and a model then fails at those
+            positions for no reason to do with the task. Eval mode never shifts.
     """
 
-    def __init__(self, vocab: int, max_len: int, d_model: int = 64, num_layers: int = 2, num_heads: int = 4):
+    def __init__(self, vocab: int, max_len: int, d_model: int = 64, num_layers: int = 2, num_heads: int = 4,
+                 answer_start: int = 0, max_offset: int = 0):
         super().__init__()
-        self.max_len = max_len
+        if max_offset < 0 or not 0 <= answer_start <= max_len:
+            raise ValueError(f"need max_offset >= 0 and 0 <= answer_start <= max_len, got {max_offset}, {answer_start}")
+        self.max_len, self.answer_start, self.max_offset = max_len, answer_start, max_offset
         self.token_embedding = nn.Embedding(vocab, d_model)
-        self.position_embedding = nn.Embedding(max_len, d_model)
+        self.position_embedding = nn.Embedding(max_len + max_offset, d_model)
         self.blocks = nn.Sequential(*[Block(d_model, num_heads, max_len) for _ in range(num_layers)])
         self.norm = nn.LayerNorm(d_model)
         self.head = nn.Linear(d_model, vocab)
@@ -184,6 +195,9 @@ class TinyGPT(nn.Module):
         if length > self.max_len:
             raise ValueError(f"rows of {length} tokens are longer than this model's max_len={self.max_len}")
         positions = torch.arange(length, device=tokens.device)
+        if self.training and self.max_offset:
+            offsets = torch.randint(self.max_offset + 1, (len(tokens), 1), device=tokens.device)
+            positions = positions + offsets * (positions >= self.answer_start)  # (B, L): each row shifted
         x = self.token_embedding(tokens) + self.position_embedding(positions)
         return self.head(self.norm(self.blocks(x)))
 
@@ -437,6 +451,56 @@ def fit_chains(model: nn.Module, chains: Chains, teacher_logits: Optional[torch.
                      seed=seed, progress=progress, desc=desc)
 
 
+def fit_on_policy(student: nn.Module, teacher: nn.Module, chains: Chains, epochs: int = 10, batch_size: int = 128,
+                  lr: float = 3e-3, beta: float = 0.5, sample_temperature: float = 1.0, seed: int = 0,
+                  progress: bool = True, desc: str = "on-policy") -> train.History:
+    """On-policy distillation (GKD, Agarwal et al. 2024): train ``student`` in place on its own answers.
+
+    Every step takes a batch of ``chains``' prompts (their answers are never read: no labels), lets the
+    student write each row's k answer tokens (:func:`sample_rollouts` at ``sample_temperature``, fresh
+    samples every step), and pulls the student's next-token distribution at every answer position towards
+    the teacher's, read on those same rows (:func:`on_policy_loss` with ``beta``). A student trained only on
+    perfect prefixes never sees the prefixes its own mistakes lead to; here every prefix is one it wrote.
+
+    Adam with a cosine schedule, as ``train.fit``; shuffling and sampling come from local generators seeded
+    with ``seed`` and the student's own randomness (position offsets) from a forked, seeded RNG, so a run
+    repeats exactly and the caller's RNG is untouched. The teacher is only read (eval mode, no gradient).
+    """
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1 or len(chains) == 0:
+        raise ValueError(f"need epochs >= 1 and at least one prompt, got epochs={epochs!r}, {len(chains)} prompts")
+    n, p = len(chains), prompt_length(chains.num_symbols)
+    steps_per_epoch = (n + batch_size - 1) // batch_size
+    shuffle, sampler = torch.Generator().manual_seed(seed), torch.Generator().manual_seed(seed + 1)
+    teacher_was_training = teacher.training
+    teacher.eval()
+    history = train.History()
+    start = time.perf_counter()
+    with config.seeded(seed):
+        optimizer = torch.optim.Adam(student.parameters(), lr=lr)
+        scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs * steps_per_epoch)
+        try:
+            for _ in tqdm(range(epochs), desc=desc, disable=not progress, leave=False):
+                order, running = torch.randperm(n, generator=shuffle), 0.0
+                for step in range(steps_per_epoch):
+                    idx = order[step * batch_size:(step + 1) * batch_size]
+                    num_steps = int(chains.lengths[idx].max())
+                    rollouts = sample_rollouts(student, chains.prompts[idx], num_steps, sample_temperature, sampler)
+                    student.train()
+                    loss = on_policy_loss(student, teacher, rollouts, chains.target_mask[idx, :p + num_steps],
+                                          beta=beta)
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    optimizer.step()
+                    scheduler.step()
+                    running += float(loss.detach()) * len(idx)
+                history.loss.append(running / n)
+        finally:
+            teacher.train(teacher_was_training)
+    student.eval()
+    history.seconds = time.perf_counter() - start
+    return history
+
+
 @torch.no_grad()
 def teacher_logits(teacher: nn.Module, chains: Chains, batch_size: int = 1024) -> torch.Tensor:
     """(N, L - 1, V) float32 on the CPU: the teacher's next-token logits on ``chains.tokens[:, :-1]``."""
@@ -449,6 +513,52 @@ def teacher_logits(teacher: nn.Module, chains: Chains, batch_size: int = 1024) -
     finally:
         teacher.train(was_training)
     return out
+
+
+@torch.no_grad()
+def answer_nll(model: nn.Module, chains: Chains, batch_size: int = 1024) -> float:
+    """Mean cross-entropy (nats per answer token) of ``chains``' answers under ``model``, teacher forcing.
+
+    A continuous score where exact match saturates: two students both at 100% exact match still differ in
+    how sure they are of the right tokens (lower is better). Eval mode during the call, mode restored after.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        device, total, count = model_device(model), 0.0, 0
+        for i in range(0, len(chains), batch_size):
+            tokens, mask = chains.tokens[i:i + batch_size].to(device), chains.target_mask[i:i + batch_size, 1:].to(device)
+            logits = model(tokens[:, :-1])
+            total += float(F.cross_entropy(logits[mask].double(), tokens[:, 1:][mask], reduction="sum"))
+            count += int(mask.sum())
+    finally:
+        model.train(was_training)
+    return total / max(count, 1)
+
+
+def answer_entropy(logits: torch.Tensor, mask: torch.Tensor) -> float:
+    """Mean entropy (nats) of the next-token distributions ``softmax(logits)`` at the positions where ``mask`` is True.
+
+    How uncertain a teacher is where a student learns from it: 0 for one-hot targets, log(V) for uniform ones.
+    ``logits`` (B, L, V) and ``mask`` (B, L) bool, e.g. :func:`teacher_logits` and ``chains.target_mask[:, 1:]``.
+    """
+    if logits.shape[:2] != mask.shape or mask.dtype != torch.bool:
+        raise ValueError(f"logits (B, L, V) and a bool mask (B, L) must match, got {tuple(logits.shape)} and "
+                         f"{mask.dtype} {tuple(mask.shape)}")
+    log_p = F.log_softmax(logits[mask.to(logits.device)].double(), dim=-1)
+    return float(-(log_p.exp() * log_p).sum(dim=-1).mean()) if len(log_p) else float("nan")
+
+
+def position_drift(model: TinyGPT, initial: TinyGPT) -> torch.Tensor:
+    """(num_position_rows,) float: how far each learned position embedding moved from ``initial``'s (L2 norm).
+
+    A row that no loss ever reached is exactly where it started (0.0): the model reads that position with a
+    random vector. Pass the untrained model built with the same seed (:func:`build_model`) as ``initial``.
+    """
+    trained, start = model.position_embedding.weight.detach().cpu(), initial.position_embedding.weight.detach().cpu()
+    if trained.shape != start.shape:
+        raise ValueError(f"position tables differ in shape: {tuple(trained.shape)} and {tuple(start.shape)}")
+    return (trained - start).norm(dim=1)
 
 
 def build_model(spec: dict, seed: int) -> TinyGPT:

@@ -438,3 +438,123 @@ def test_on_policy_kd_on_the_students_own_samples_lowers_the_divergence(pinned_o
         optimiser.step()
     after = divergence(sq.sample_rollouts(student, prompts, steps, generator=generator)).item()
     assert after < 0.7 * before, (before, after)
+
+
+# ----------------------------------------------------------------------------- positions: every position the evaluation uses is trained
+def offset_model(seed=0, max_offset=4, max_k=8, d_model=16):
+    p = sq.prompt_length(NUM_SYMBOLS)
+    return sq.build_model(dict(vocab=NUM_SYMBOLS + 2, max_len=p + max_k, d_model=d_model, num_layers=1, num_heads=2,
+                               answer_start=p, max_offset=max_offset), seed)
+
+
+def test_position_offsets_shift_answer_positions_in_training_only():
+    model = offset_model(0, max_offset=4)
+    rows = sq.make_chains(16, range(1, 5), seed=0, num_symbols=NUM_SYMBOLS, max_length=8).tokens
+    p = sq.prompt_length(NUM_SYMBOLS)
+    assert model.position_embedding.num_embeddings == rows.shape[1] + 4
+    model.eval()
+    with torch.no_grad():
+        plain = model(rows)
+        # eval mode: exactly positions 0..L-1, the same as a model read with an explicit arange
+        manual = model.head(model.norm(model.blocks(model.token_embedding(rows)
+                                                    + model.position_embedding(torch.arange(rows.shape[1])))))
+    assert torch.equal(plain, manual)
+    model.train()
+    torch.manual_seed(0)
+    with torch.no_grad():
+        shifted = model(rows)
+    # causal: the prompt's logits never see a shifted position, the answer's do (some rows get offset > 0)
+    assert torch.allclose(shifted[:, :p], plain[:, :p], atol=1e-6)
+    assert not torch.allclose(shifted[:, p:], plain[:, p:], atol=1e-4)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        assert torch.equal(model(rows), shifted)  # the offsets come from the (seeded) global RNG, like dropout
+    with pytest.raises(ValueError, match="max_offset"):
+        sq.TinyGPT(8, 16, max_offset=-1)
+
+
+def test_no_position_the_evaluation_uses_is_left_untrained(pinned_one_thread):
+    """Lesson 07's recipe: labelled chains of at most 4 steps, evaluation up to 8. Without offsets the position
+    vectors of steps 5-8 never move (exactly their initial values); with offsets every one the evaluation reads moves."""
+    p, max_k, trained_k = sq.prompt_length(NUM_SYMBOLS), 8, 4
+    chains = sq.make_chains(64, range(1, trained_k + 1), seed=0, num_symbols=NUM_SYMBOLS, max_length=max_k)
+    eval_positions = list(range(p - 1, p + max_k - 1))  # the logits that predict answer steps 1..max_k
+    drifts = {}
+    for offset in (0, max_k - trained_k):
+        start, model = offset_model(0, offset, max_k), offset_model(0, offset, max_k)
+        sq.fit_chains(model, chains, epochs=1, batch_size=16, lr=1e-3, progress=False)
+        drifts[offset] = sq.position_drift(model, start)
+    assert (drifts[max_k - trained_k][eval_positions] > 0).all()  # every position the evaluation uses was trained
+    assert (drifts[0][eval_positions[:trained_k]] > 0).all()
+    assert (drifts[0][eval_positions[trained_k:]] == 0).all()  # steps 5-8: never reached by a loss
+
+
+def test_position_drift_is_the_row_norm_of_the_change():
+    start, model = offset_model(0), offset_model(0)
+    with torch.no_grad():
+        model.position_embedding.weight[3] += torch.tensor([3.0, 4.0] + [0.0] * 14)
+    drift = sq.position_drift(model, start)
+    expected = torch.zeros(model.position_embedding.num_embeddings)
+    expected[3] = 5.0
+    assert torch.allclose(drift, expected)
+    with pytest.raises(ValueError, match="shape"):
+        sq.position_drift(model, offset_model(0, max_offset=2))
+
+
+# ----------------------------------------------------------------------------- scores that do not saturate
+def test_answer_nll_is_the_mean_cross_entropy_of_the_answer_tokens():
+    model = tiny_model(3)
+    with torch.no_grad():
+        model.head.weight.mul_(20.0)
+    chains = sq.make_chains(5, [1, 2, 4], seed=0, num_symbols=NUM_SYMBOLS)
+    total, count = 0.0, 0
+    with torch.no_grad():
+        for row, k in zip(chains.tokens, chains.lengths.tolist()):  # row by row, a plain loop
+            log_p = torch.log_softmax(model(row[None, :-1])[0].double(), dim=-1)
+            p = sq.prompt_length(NUM_SYMBOLS)
+            for t in range(p, p + k):
+                total -= float(log_p[t - 1, row[t]])
+                count += 1
+    model.train()
+    assert sq.answer_nll(model, chains, batch_size=2) == pytest.approx(total / count, rel=1e-6)
+    assert model.training  # mode restored
+
+
+def test_answer_entropy_on_hand_cases():
+    mask = torch.tensor([[False, True, True], [True, False, False]])
+    logits = torch.zeros(2, 3, 5)
+    logits[0, 1] = torch.tensor([100.0, 0, 0, 0, 0])  # one-hot: entropy 0
+    logits[0, 2] = torch.tensor([0.0, 0, 0, -1e9, -1e9])  # uniform over 3: log 3
+    logits[1, 1] = torch.tensor([100.0, 0, 0, 0, 0])  # masked out: never counted
+    # (1, 0): all zeros, uniform over 5: log 5
+    assert sq.answer_entropy(logits, mask) == pytest.approx((0 + math.log(3) + math.log(5)) / 3, abs=1e-6)
+    with pytest.raises(ValueError, match="mask"):
+        sq.answer_entropy(logits, mask.int())
+
+
+# ----------------------------------------------------------------------------- on-policy training
+def test_fit_on_policy_pulls_the_student_to_the_teacher_on_its_own_answers(pinned_one_thread):
+    chains = sq.make_chains(96, range(1, 4), seed=0, num_symbols=NUM_SYMBOLS)
+    teacher = tiny_model(1, d_model=32, num_layers=2, num_heads=4)
+    with torch.no_grad():
+        teacher.head.weight.mul_(150.0)
+    teacher_state = {k: v.clone() for k, v in teacher.state_dict().items()}
+    p = sq.prompt_length(NUM_SYMBOLS)
+
+    def divergence(student):
+        rows = sq.sample_rollouts(student, chains.prompts, 3, generator=7)
+        with torch.no_grad():
+            return float(sq.on_policy_loss(student, teacher, rows, chains.target_mask[:, :p + 3], beta=0.5))
+
+    students = [tiny_model(0), tiny_model(0)]
+    before = divergence(students[0])
+    rng = torch.get_rng_state()
+    for student in students:
+        sq.fit_on_policy(student, teacher, chains, epochs=12, batch_size=32, lr=1e-2, beta=0.5, seed=3, progress=False)
+    assert torch.equal(torch.get_rng_state(), rng)  # the caller's RNG is untouched
+    assert all(torch.equal(a, b) for a, b in zip(students[0].parameters(), students[1].parameters()))  # repeatable
+    assert divergence(students[0]) < 0.5 * before, (before, divergence(students[0]))
+    assert all(torch.equal(v, teacher_state[k]) for k, v in teacher.state_dict().items())  # the teacher is only read
+    assert not students[0].training and teacher.training  # modes: the student left in eval, the teacher restored
+    with pytest.raises(ValueError, match="epochs"):
+        sq.fit_on_policy(students[0], teacher, chains, epochs=0)

@@ -46,3 +46,40 @@ def test_report_formats_the_same_numbers():
     assert report.format_mean_std([1, 2, 3]) == "2.0 ± 1.0"
     assert report.format_mean_std([0.971, 0.964], scale=100, digits=2) == "96.75 ± 0.49"
     assert report.format_mean_std([0.5], scale=100) == "50.0"
+
+
+# ----------------------------------------------------------------------------- paired comparison over seeds (lesson 07)
+def test_paired_comparison_is_a_t_interval_over_the_per_seed_differences():
+    a, b = [97.0, 99.5, 98.0, 100.0, 96.5], [95.0, 96.0, 97.5, 95.5, 94.0]
+    diffs = [x - y for x, y in zip(a, b)]  # 2.0, 3.5, 0.5, 4.5, 2.5
+    mean = sum(diffs) / 5
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / 4)
+    half = 2.7764451051977987 * sd / math.sqrt(5)  # t quantile 0.975 at 4 degrees of freedom (tables)
+    got = evaluate.paired_comparison(a, b)
+    assert got["mean"] == pytest.approx(mean) and got["seeds"] == 5
+    assert (got["low"], got["high"]) == (pytest.approx(mean - half), pytest.approx(mean + half))
+    assert got["significant"] is True
+    swapped = evaluate.paired_comparison(b, a)  # the other order: the same interval, mirrored
+    assert (swapped["mean"], swapped["low"], swapped["high"]) == (pytest.approx(-mean), pytest.approx(-mean - half),
+                                                                  pytest.approx(-mean + half))
+
+
+def test_paired_comparison_pairs_the_seeds():
+    """A seed effect shared by both methods cancels: unpaired, these means are far apart relative to their
+    spread over seeds only when paired."""
+    base = [60.0, 90.0, 75.0, 99.0, 70.0]  # seeds differ a lot
+    a, b = [x + 1.0 + 0.1 * i for i, x in enumerate(base)], base
+    assert evaluate.paired_comparison(a, b)["significant"] is True
+    noisy = evaluate.paired_comparison([1.0, -1.0, 2.0, -2.0, 0.5], [0.0] * 5)
+    assert noisy["low"] < 0 < noisy["high"] and noisy["significant"] is False
+
+
+def test_paired_comparison_refuses_what_cannot_be_paired():
+    one = evaluate.paired_comparison([90.0], [80.0])
+    assert one["mean"] == 10.0 and math.isnan(one["low"]) and one["significant"] is False
+    with pytest.raises(ValueError, match="one per seed"):
+        evaluate.paired_comparison([1.0, 2.0], [1.0])
+    with pytest.raises(ValueError, match="NaN"):
+        evaluate.paired_comparison([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(ValueError, match="confidence"):
+        evaluate.paired_comparison([1.0, 2.0], [1.0, 2.0], confidence=1.5)
