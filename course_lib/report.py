@@ -199,16 +199,22 @@ def lesson03(r: dict) -> str:
     return "\n".join(lines)
 
 
+LESSON07_NAMES = {"student_ground_truth": "ground truth", "student_token_kd": "token KD",
+                  "student_sequence_kd": "sequence KD", "student_sequence_kd_longer": "sequence KD, longer prompts",
+                  "student_token_and_sequence_kd": "token + sequence KD", "student_on_policy_kd": "on-policy KD"}
+
+
 def lesson07(r: dict) -> str:
     task, acc, per_seed = r["task"], r["accuracy_by_length"], r.get("accuracy_by_length_per_seed", {})
     train = task["train_lengths"]
-    shown = [k for k in (1, max(train), max(train) + 1, max(train) + 2, 12, max(task["test_lengths"]))
-             if k in task["test_lengths"]]
+    shown = [k for k in (1, max(train), max(train) + 1, 12, max(task["test_lengths"])) if k in task["test_lengths"]]
     shown = list(dict.fromkeys(shown))
     beyond = [k for k in task["test_lengths"] if k > max(train)]
-    names = {"teacher": "teacher", "student_ground_truth": "student: ground truth",
-             "student_token_kd": f"student: token KD (T = {r['temperature']['chosen']:g})",
-             "student_sequence_kd": "student: sequence KD", "student_token_and_sequence_kd": "student: token + sequence KD"}
+    settings = {"student_token_kd": f" (T = {r['temperature']['chosen']:g})",
+                "student_token_and_sequence_kd": f" (T = {r['temperature']['chosen']:g})"}
+    if "beta" in r:
+        settings["student_on_policy_kd"] = f" (beta = {r['beta']['chosen']:g})"
+    names = {"teacher": "teacher", **{m: f"student: {n}{settings.get(m, '')}" for m, n in LESSON07_NAMES.items()}}
 
     def cell(model: str, keys) -> str:
         seeds = per_seed.get(model)
@@ -217,10 +223,12 @@ def lesson07(r: dict) -> str:
         return f"{100 * statistics.mean(acc[model][str(k)] for k in keys):.1f}"
 
     params = r["parameters"]
+    labelled = (f"{task['n_labelled']:,} labelled rows and {task['n_unlabelled_prompts']:,} unlabelled prompts per set"
+                if "n_labelled" in task else f"{task['n_train']:,} rows")
     lines = [
-        f"**Lesson 07, distilling a sequence model** (`results/lesson07.json`; {task['description']}; trained on "
-        f"chains of {min(train)}-{max(train)} hops; test exact match in %, mean ± std over {len(r['seeds'])} seeds; "
-        f"teacher {params['teacher']:,} parameters, students {params['student']:,} "
+        f"**Lesson 07, distilling a sequence model** (`results/lesson07.json`; {task['description']}; labelled "
+        f"chains of {min(train)}-{max(train)} hops, {labelled}; test exact match in %, mean ± std over "
+        f"{len(r['seeds'])} seeds; teacher {params['teacher']:,} parameters, students {params['student']:,} "
         f"({params['teacher'] / params['student']:.1f}x fewer); notebook run time {r['seconds'] / 60:.1f} min on "
         f"{r['device']} ({r['threads']} thread{'s' if r['threads'] != 1 else ''})):",
         "",
@@ -230,6 +238,12 @@ def lesson07(r: dict) -> str:
     for model, name in names.items():
         if model in acc:
             lines.append(f"| {name} | " + " | ".join(cell(model, [k]) for k in shown) + f" | {cell(model, beyond)} |")
+    if "verdict" in r:
+        within = r["within_2_points_of_teacher"]
+        lines += ["", f"Verdict (paired t-intervals over the seeds, k={beyond[0]}-{beyond[-1]}): {r['verdict']}. "
+                  f"Teacher wrong on {100 * r['teacher_error_rate']['prompts_long']:.2f}% of the longer prompts. "
+                  "Longest chain length within 2 points of the teacher: "
+                  + ", ".join(f"{LESSON07_NAMES[m]} {k}" for m, k in within.items()) + "."]
     lat, tps = r["latency_ms_per_answer"], r["tokens_per_second"]
     lines += ["", f"Cost: {lat['student']['median']:.1f} ms per {lat['steps']}-step answer for a student against "
               f"{lat['teacher']['median']:.1f} ms for the teacher ({r['speedup']['latency']:.1f}x); "
@@ -425,11 +439,9 @@ def _headline06(r: dict) -> str:
 def _headline07(r: dict) -> str:
     task, acc = r["task"], r["accuracy_by_length"]
     beyond = [k for k in task["test_lengths"] if k > max(task["train_lengths"])]
-    names = {"student_ground_truth": "ground truth", "student_token_kd": "token KD", "student_sequence_kd": "sequence KD",
-             "student_token_and_sequence_kd": "both"}
     means = [f"{name} {100 * statistics.mean(acc[m][str(k)] for k in beyond):.1f}%"
-             for m, name in names.items() if m in acc]
-    return (f"exact match on chains longer than any trained on (k={beyond[0]}-{beyond[-1]}), students trained on: "
+             for m, name in LESSON07_NAMES.items() if m in acc]
+    return (f"exact match on chains longer than any labelled one (k={beyond[0]}-{beyond[-1]}), students trained on: "
             + ", ".join(means) + f" (teacher {100 * statistics.mean(acc['teacher'][str(k)] for k in beyond):.1f}%)")
 
 
