@@ -8,6 +8,9 @@ as a constant (its features are detached) and returns a 0-dim tensor that is 0 w
 matches the teacher. Soft labels (lesson 04): :func:`soft_label_loss`. Sequences (lesson 07):
 :func:`masked_cross_entropy` and :func:`masked_kd_loss`, averaged over the answer positions only;
 on-policy distillation (GKD): :func:`on_policy_kd_loss`, the generalised Jensen-Shannon divergence.
+Rankers (lesson 08): :func:`listwise_kd_loss` (the teacher's ordering of a candidate list as a
+distribution), :func:`embedding_regression_loss` (match the teacher's vectors) and
+:func:`contrastive_loss` (InfoNCE with labels only, no teacher).
 
 ``train.fit`` calls ``loss_fn(model(x_batch), *target_batches)``; a loss with settings gets them
 bound once with ``functools.partial``, e.g.
@@ -26,7 +29,8 @@ from torch import nn
 
 __all__ = ["cross_entropy_loss", "softmax_with_temperature", "kd_loss", "distillation_loss", "hint_loss",
            "attention_map", "attention_transfer_loss", "cosine_representation_loss", "relational_distance_loss",
-           "soft_label_loss", "masked_cross_entropy", "masked_kd_loss", "on_policy_kd_loss"]
+           "soft_label_loss", "masked_cross_entropy", "masked_kd_loss", "on_policy_kd_loss",
+           "listwise_kd_loss", "embedding_regression_loss", "contrastive_loss"]
 
 
 def _check_temperature(temperature: float) -> float:
@@ -470,3 +474,141 @@ def on_policy_kd_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
         log_m = torch.logsumexp(torch.stack([log_t + math.log(beta), log_s + math.log(1.0 - beta)]), dim=0)
         per_position = beta * _kl_terms(log_t, log_m) + (1.0 - beta) * _kl_terms(log_s, log_m)
     return per_position.mean()
+
+
+# ----------------------------------------------------------------------------- rankers (lesson 08)
+def _check_scores(scores: torch.Tensor, mask, what: str, name: str = "scores", mask_name: str = "mask") -> torch.Tensor:
+    """The (Q, C) bool mask of valid candidates (all True when ``mask`` is None), or a ValueError."""
+    if not isinstance(scores, torch.Tensor) or scores.dim() != 2:
+        shape = tuple(scores.shape) if isinstance(scores, torch.Tensor) else type(scores).__name__
+        raise ValueError(f"{what}: {name} must be a (queries, candidates) tensor, got {shape}")
+    if mask is None:
+        return torch.ones(scores.shape, dtype=torch.bool, device=scores.device)
+    if not isinstance(mask, torch.Tensor) or mask.dtype != torch.bool or mask.shape != scores.shape:
+        got = f"a {mask.dtype} tensor of shape {tuple(mask.shape)}" if isinstance(mask, torch.Tensor) \
+            else type(mask).__name__
+        raise ValueError(f"{what}: {mask_name} must be a bool tensor of shape {tuple(scores.shape)} "
+                         f"(queries, candidates), got {got}")
+    return mask.to(scores.device)
+
+
+def listwise_kd_loss(student_scores: torch.Tensor, teacher_scores: torch.Tensor, mask: torch.Tensor | None = None,
+                     temperature: float = 1.0) -> torch.Tensor:
+    """Listwise ranking distillation: :func:`kd_loss` over each query's candidate list, masked candidates left out.
+
+    For each query (a row) the teacher's scores of its candidates become a distribution,
+    ``p = softmax(teacher_scores / T)`` over the valid candidates, and the student's scores another,
+    ``q = softmax(student_scores / T)``; the loss is ``T^2 * mean over queries of KL(p || q)``.
+
+    * **The teacher is the target**: p is fixed (``teacher_scores`` is detached) and the student's
+      scores move towards it; KL(p || q) is large where the teacher ranks a candidate high and the
+      student does not, the forward, mass-covering direction of :func:`kd_loss`.
+    * **T^2** (Hinton's scaling, as in :func:`kd_loss`): the gradient w.r.t. the student's scores
+      scales as 1 / T^2, so the factor keeps its size roughly independent of the temperature that
+      is being tuned on validation.
+    * **The mask**: False marks a query's own row in the candidates (it would top every list with
+      cosine 1 and teach nothing) and padding. Those scores are set to -inf on *both* sides before the
+      softmax, so they get probability 0, add nothing to the KL and are never counted.
+
+    Args:
+        student_scores: (Q, C), e.g. dot products of the student's unit vectors; gets the gradient.
+        teacher_scores: (Q, C), the teacher's scores (e.g. cosines) of the same candidates; detached.
+        mask: (Q, C) bool, True = a real candidate; None: all are. Every row needs one True.
+        temperature: T > 0 dividing both scores.
+
+    Returns:
+        A 0-dim tensor >= 0, zero when the two rows agree on the valid candidates (up to a constant per row).
+
+    Introduced in lesson 08.
+    """
+    temperature = _check_temperature(temperature)
+    valid = _check_scores(student_scores, mask, "listwise_kd_loss", "student_scores")
+    if not isinstance(teacher_scores, torch.Tensor) or teacher_scores.shape != student_scores.shape:
+        shape = tuple(teacher_scores.shape) if isinstance(teacher_scores, torch.Tensor) else type(teacher_scores).__name__
+        raise ValueError(f"listwise_kd_loss: student_scores and teacher_scores must have the same shape, got "
+                         f"{tuple(student_scores.shape)} and {shape}")
+    if not bool(valid.any(dim=1).all()):
+        rows = torch.nonzero(~valid.any(dim=1)).flatten().tolist()
+        raise ValueError(f"listwise_kd_loss: query row(s) {rows[:5]} have no valid candidate (mask all False): "
+                         "a softmax over nothing is undefined; drop those queries or give them candidates")
+    minus_inf = torch.tensor(float("-inf"), dtype=student_scores.dtype, device=student_scores.device)
+    log_t = F.log_softmax(torch.where(valid, teacher_scores.detach() / temperature, minus_inf), dim=-1)
+    log_s = F.log_softmax(torch.where(valid, student_scores / temperature, minus_inf), dim=-1)
+    return _kl_terms(log_t, log_s).mean() * temperature**2
+
+
+def embedding_regression_loss(student_vectors: torch.Tensor, teacher_vectors: torch.Tensor,
+                              kind: str = "cosine") -> torch.Tensor:
+    """Match the teacher's vectors: mean ``1 - cosine`` (``kind="cosine"``) or mean squared error (``"mse"``).
+
+    How static-embedding students such as Model2Vec are distilled: each text's vector is pulled
+    towards the teacher's vector of the same text. ``"cosine"`` matches directions only (what a
+    cosine ranking reads); ``"mse"`` also matches lengths, averaged over all N * d entries.
+
+    Args:
+        student_vectors: (N, d); gets the gradient.
+        teacher_vectors: (N, d), the same texts' teacher vectors, already mapped to d dimensions
+            (e.g. by ``ranking.pca_projection``); detached.
+        kind: ``"cosine"`` or ``"mse"``.
+
+    Returns:
+        A 0-dim tensor >= 0, zero when the student's vectors equal the teacher's (cosine: point the same way).
+
+    Introduced in lesson 08.
+    """
+    if kind not in ("cosine", "mse"):
+        raise ValueError(f"embedding_regression_loss: kind must be 'cosine' or 'mse', got {kind!r}")
+    _check_batch(student_vectors, teacher_vectors, "embedding_regression_loss")
+    if student_vectors.dim() != 2 or student_vectors.shape != teacher_vectors.shape:
+        raise ValueError(f"embedding_regression_loss: student_vectors and teacher_vectors must both be (N, d), got "
+                         f"{tuple(student_vectors.shape)} and {tuple(teacher_vectors.shape)}; map the teacher's "
+                         "vectors to the student's width first (ranking.pca_projection)")
+    teacher_vectors = teacher_vectors.detach()
+    if kind == "mse":
+        return F.mse_loss(student_vectors, teacher_vectors)
+    return (1.0 - F.cosine_similarity(student_vectors, teacher_vectors, dim=1, eps=1e-8)).mean()
+
+
+def contrastive_loss(query_vectors: torch.Tensor, candidate_vectors: torch.Tensor, positive_mask: torch.Tensor,
+                     temperature: float = 0.05, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """InfoNCE with several positives, from labels only (no teacher): the labels-only ranker's loss.
+
+    For query i, ``s_ij = q_i . c_j / T`` over the candidates j, and the loss of the query is
+    ``-log(sum over positives j of softmax(s_i)_j)``: the probability the softmax puts on *any*
+    positive (e.g. any email of the same queue), averaged over the queries with at least one
+    positive; a query without a positive has nothing to pull towards and is skipped. All candidates
+    are in the softmax except those ``mask`` rules out: pass ``mask`` False at the query's own row
+    when queries are among the candidates (in-batch training), or it would be the easiest "negative".
+
+    Args:
+        query_vectors: (Q, d); candidate_vectors: (C, d), usually unit length (then s is cosine / T).
+        positive_mask: (Q, C) bool, True where candidate j is a positive of query i (masked-out
+            candidates never count as positives).
+        temperature: T > 0; small T (0.05) sharpens the softmax over cosines in [-1, 1].
+        mask: optional (Q, C) bool, True = a candidate in the softmax; None: all are.
+
+    Returns:
+        A 0-dim tensor >= 0; a batch where no query has a positive is a ValueError.
+
+    Introduced in lesson 08.
+    """
+    temperature = _check_temperature(temperature)
+    for name, v in (("query_vectors", query_vectors), ("candidate_vectors", candidate_vectors)):
+        if not isinstance(v, torch.Tensor) or v.dim() != 2:
+            shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+            raise ValueError(f"contrastive_loss: {name} must be (n, d), got {shape}")
+    if query_vectors.shape[1] != candidate_vectors.shape[1]:
+        raise ValueError(f"contrastive_loss: query and candidate vectors must have the same width, got "
+                         f"{query_vectors.shape[1]} and {candidate_vectors.shape[1]}")
+    scores = query_vectors @ candidate_vectors.T / temperature
+    valid = _check_scores(scores, mask, "contrastive_loss")
+    if positive_mask is None:
+        raise ValueError("contrastive_loss: positive_mask is required (True where a candidate is a positive)")
+    positives = _check_scores(scores, positive_mask, "contrastive_loss", mask_name="positive_mask") & valid
+    rows = positives.any(dim=1)
+    if not bool(rows.any()):
+        raise ValueError("contrastive_loss: no query has a positive candidate, so there is nothing to learn from")
+    minus_inf = torch.tensor(float("-inf"), dtype=scores.dtype, device=scores.device)
+    log_all = torch.logsumexp(torch.where(valid, scores, minus_inf), dim=1)
+    log_pos = torch.logsumexp(torch.where(positives, scores, minus_inf), dim=1)
+    return (log_all - log_pos)[rows].mean()
