@@ -162,8 +162,10 @@ def _call(fn: Callable, student, teacher, mask, temperature, what: str):
         if "in-place operation" in str(exc):  # masked_fill_ on a leaf that requires grad
             _fail(f"{what}: {exc}", "lw_in_place")
         raise
-    if not all(torch.equal(a, b.detach()) for a, b in zip(given, (student, teacher, mask))):
-        _fail(f"{what}: the scores or the mask changed", "lw_in_place")
+    changed = [name for name, before, after in zip(("student_scores", "teacher_scores", "mask"), given,
+                                                    (student, teacher, mask)) if not torch.equal(before, after.detach())]
+    if changed:
+        _fail(f"{what}: {' and '.join(changed)} changed in place", "lw_in_place")
     return out
 
 
