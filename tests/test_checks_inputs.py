@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from course_lib import checks
-from course_lib.answers import lesson00, lesson01, lesson02, lesson03, lesson05, lesson07
+from course_lib.answers import lesson00, lesson01, lesson02, lesson03, lesson05, lesson07, lesson08
 
 
 def _after_answer(answer, position, change):
@@ -46,6 +46,8 @@ CASES = [
     (checks.check_attention_map, lesson03.attention_map, 0, "features"),
     (checks.check_expected_calibration_error, lesson05.expected_calibration_error, 0, "probs"),
     (checks.check_agreement, lesson05.agreement, 1, "probs_b"),
+    (checks.check_listwise_kd_loss, lesson08.listwise_kd_loss, 0, "student_scores"),
+    (checks.check_listwise_kd_loss, lesson08.listwise_kd_loss, 1, "teacher_scores"),
 ]
 
 

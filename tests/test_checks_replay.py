@@ -13,7 +13,7 @@ from torch import nn
 
 from course_lib import checks
 
-# (lesson, answer-key function, check): the 22 exercises
+# (lesson, answer-key function, check): the 23 exercises
 EXERCISES = [
     ("00", "count_errors", "check_count_errors"),
     ("01", "softmax_with_temperature", "check_softmax_with_temperature"),
@@ -30,6 +30,7 @@ EXERCISES = [
     ("06", "fine_tune_pruned", "check_fine_tune_pruned"),
     ("07", "token_kd_loss", "check_token_kd_loss"), ("07", "greedy_decode", "check_greedy_decode"),
     ("07", "on_policy_loss", "check_on_policy_loss"),
+    ("08", "listwise_kd_loss", "check_listwise_kd_loss"),
 ]
 
 

@@ -24,7 +24,8 @@ def defined_names(module_name: str) -> set[str]:
     if module_name in PACKAGES:
         names = set(module.__all__)
         if module_name == "checks":
-            names |= {n for lesson in range(8) for n in vars(importlib.import_module(f"course_lib.checks.lesson0{lesson}"))
+            lessons = sorted(p.stem for p in (REPO_ROOT / "course_lib" / "checks").glob("lesson[0-9][0-9].py"))
+            names |= {n for lesson in lessons for n in vars(importlib.import_module(f"course_lib.checks.{lesson}"))
                       if n.startswith("check_")}
     else:
         names = {n for n, v in vars(module).items() if getattr(v, "__module__", None) == module.__name__}

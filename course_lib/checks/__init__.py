@@ -19,6 +19,7 @@ from .lesson04 import check_choose_temperature, check_soft_label_loss
 from .lesson05 import check_agreement, check_cascade_on_test, check_expected_calibration_error
 from .lesson06 import check_fine_tune_pruned, check_median_latency_ms, check_size_on_disk
 from .lesson07 import check_greedy_decode, check_on_policy_loss, check_token_kd_loss
+from .lesson08 import check_listwise_kd_loss
 
 __all__ = [
     "TIME_LIMIT_S", "TIME_LIMIT_FACTOR", "RUN_CHECK_TIME_LIMIT_S", "MESSAGE_LIMIT", "CheckResult", "assert_close",
@@ -32,4 +33,5 @@ __all__ = [
     "check_expected_calibration_error", "check_agreement", "check_cascade_on_test",
     "check_size_on_disk", "check_median_latency_ms", "check_fine_tune_pruned",
     "check_token_kd_loss", "check_greedy_decode", "check_on_policy_loss",
+    "check_listwise_kd_loss",
 ]
