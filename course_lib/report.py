@@ -359,9 +359,45 @@ def _cascade_note(rep: dict) -> list[str]:
                 "from the cascade curve in `report.md`)."]
 
 
+LESSON08_NAMES = {"labels_only": "labels only", "embedding_regression": "embedding regression", "listwise_kd": "listwise KD"}
+
+
+def lesson08(r: dict) -> str:
+    teacher, students, seeds = r["teacher"], r["students"], r["seeds"]
+    sizes = r["sizes"]
+
+    def spread(s: dict, metric: str, scale: float = 100.0) -> str:
+        return format_mean_std([scale * v for v in s[f"{metric}_per_seed"]], digits=1 if scale == 100 else 3)
+
+    lines = [
+        f"**Lesson 08, distilling a ranker** (`results/lesson08.json`; {sizes['test_queries']:,} test queries against a "
+        f"held-out archive of {sizes['archive']:,} emails, students trained on {sizes['train']:,} emails; mean ± std over "
+        f"{len(seeds)} seeds; listwise KD at T = {r['listwise']['temperature']:g} over lists of {r['listwise']['list_size']}, "
+        f"chosen on validation; timings on one CPU thread; notebook run time {r['seconds'] / 60:.1f} min):",
+        "",
+        "| ranker | recall@10 same queue (%) | nDCG@10 vs teacher | top-10 overlap (%) | Spearman | emails/s | "
+        f"query ms ({sizes['latency_archive']:,} archive) | index MB |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| teacher ({teacher['name']}) | {100 * teacher['recall_at_10']:.1f} | 1 | 100 | 1 | {teacher['emails_per_s']:,.0f} | "
+        f"{teacher['query_ms']:.2f} | {teacher['index_bytes'] / 1e6:.1f} |",
+    ]
+    for key, name in LESSON08_NAMES.items():
+        s = students[key]
+        lines.append(f"| student: {name} | {spread(s, 'recall_at_10')} | {spread(s, 'ndcg_at_10', 1.0)} | "
+                     f"{spread(s, 'topk_overlap_10')} | {spread(s, 'spearman', 1.0)} | {s['emails_per_s']:,.0f} | "
+                     f"{s['query_ms']:.2f} | {s['index_bytes'] / 1e6:.1f} |")
+    c = r["comparisons"]["recall_at_10: listwise_kd vs embedding_regression"]
+    lines += ["", f"Best distilled student: {LESSON08_NAMES[r['best_distilled']]}, keeping "
+              f"{100 * r['kept_share_of_teacher_recall']:.1f}% of the teacher's recall@10 at {r['speedup_throughput']:,.0f}x "
+              f"its throughput. Listwise KD minus embedding regression on recall@10: {c['mean']:+.2f} points "
+              f"[{c['low']:+.2f}, {c['high']:+.2f}], {'significant' if c['significant'] else 'not significant'} "
+              f"(paired t-interval over the seeds)."]
+    return "\n".join(lines)
+
+
 RENDERERS = {"lesson02.json": lesson02, "lesson03.json": lesson03, "lesson04.json": lesson04,
              "lesson05.json": lesson05, "lesson06.json": lesson06, "lesson07.json": lesson07,
-             "router_tool.json": router_tool}
+             "lesson08.json": lesson08, "router_tool.json": router_tool}
 
 
 def goals(r: dict) -> str:
@@ -445,9 +481,16 @@ def _headline07(r: dict) -> str:
             + ", ".join(means) + f" (teacher {100 * statistics.mean(acc['teacher'][str(k)] for k in beyond):.1f}%)")
 
 
+def _headline08(r: dict) -> str:
+    means = ", ".join(f"{name} {100 * r['students'][key]['recall_at_10']:.1f}%" for key, name in LESSON08_NAMES.items())
+    return (f"recall@10 of same-queue emails: teacher {100 * r['teacher']['recall_at_10']:.1f}%, students: {means}; "
+            f"best distilled at {r['speedup_throughput']:,.0f}x the teacher's throughput")
+
+
 HEADLINES = {"lesson02.json": ("02", _headline02), "lesson03.json": ("03", _headline03),
              "lesson04.json": ("04", _headline04), "lesson05.json": ("05", _headline05),
-             "lesson06.json": ("06", _headline06), "lesson07.json": ("07", _headline07)}
+             "lesson06.json": ("06", _headline06), "lesson07.json": ("07", _headline07),
+             "lesson08.json": ("08", _headline08)}
 
 
 def summary(root: Path = REPO_ROOT) -> str:

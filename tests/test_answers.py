@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from course_lib import distill, evaluate, losses, sequence, timing
-from course_lib.answers import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07
+from course_lib.answers import lesson01, lesson02, lesson03, lesson04, lesson05, lesson06, lesson07, lesson08
 from course_lib.checks._clock import FakeClock, FakeModel, fake_time
 from tolerance import close32, kd_magnitude
 
@@ -117,6 +117,21 @@ def test_sequence_answers_agree_with_the_library():
                               sequence.token_kd_loss(student, teacher, chains.tokens, chains.target_mask, temperature),
                               **close32())
     assert torch.equal(lesson07.greedy_decode(teacher, chains.prompts, 5), sequence.greedy_decode(teacher, chains.prompts, 5))
+    rows = sequence.sample_rollouts(student, chains.prompts, 2, generator=0)
+    mask = chains.target_mask[:, :rows.shape[1]]
+    for beta in (0.0, 0.3, 1.0):
+        assert torch.allclose(lesson07.on_policy_loss(student, teacher, rows, mask, beta),
+                              sequence.on_policy_loss(student, teacher, rows, mask, beta), **close32())
+
+
+def test_ranking_answer_agrees_with_the_library():
+    generator = torch.Generator().manual_seed(0)
+    student, teacher = torch.randn(5, 7, generator=generator), 4 * torch.randn(5, 7, generator=generator)
+    mask = torch.rand(5, 7, generator=generator) > 0.3
+    mask[:, 0] = True  # every query keeps at least one candidate
+    for temperature in (0.5, 3.0):
+        assert torch.allclose(lesson08.listwise_kd_loss(student, teacher, mask, temperature),
+                              losses.listwise_kd_loss(student, teacher, mask, temperature), **close32())
 
 
 def test_size_answer_and_library_agree():

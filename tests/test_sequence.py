@@ -440,7 +440,7 @@ def test_on_policy_kd_on_the_students_own_samples_lowers_the_divergence(pinned_o
     assert after < 0.7 * before, (before, after)
 
 
-# ----------------------------------------------------------------------------- positions: every position the evaluation uses is trained
+# ----------------------------------------------------------------------------- positions: all that evaluation reads are trained
 def offset_model(seed=0, max_offset=4, max_k=8, d_model=16):
     p = sq.prompt_length(NUM_SYMBOLS)
     return sq.build_model(dict(vocab=NUM_SYMBOLS + 2, max_len=p + max_k, d_model=d_model, num_layers=1, num_heads=2,
