@@ -207,9 +207,10 @@ LESSON07_NAMES = {"student_ground_truth": "ground truth", "student_token_kd": "t
 def lesson07(r: dict) -> str:
     task, acc, per_seed = r["task"], r["accuracy_by_length"], r.get("accuracy_by_length_per_seed", {})
     train = task["train_lengths"]
-    shown = [k for k in (1, max(train), max(train) + 1, 12, max(task["test_lengths"])) if k in task["test_lengths"]]
+    beyond = task.get("verdict_lengths") or [k for k in task["test_lengths"] if k > max(train)]
+    untrained = task.get("beyond_every_training_length", [])
+    shown = [k for k in (1, max(train), max(train) + 1, max(beyond), max(task["test_lengths"])) if k in task["test_lengths"]]
     shown = list(dict.fromkeys(shown))
-    beyond = [k for k in task["test_lengths"] if k > max(train)]
     settings = {"student_token_kd": f" (T = {r['temperature']['chosen']:g})",
                 "student_token_and_sequence_kd": f" (T = {r['temperature']['chosen']:g})"}
     if "beta" in r:
@@ -232,12 +233,14 @@ def lesson07(r: dict) -> str:
         f"({params['teacher'] / params['student']:.1f}x fewer); notebook run time {r['seconds'] / 60:.1f} min on "
         f"{r['device']} ({r['threads']} thread{'s' if r['threads'] != 1 else ''})):",
         "",
-        "| model | " + " | ".join(f"k={k}" for k in shown) + f" | mean k={beyond[0]}-{beyond[-1]} |",
-        "|---|" + "---:|" * (len(shown) + 1),
+        "| model | " + " | ".join(f"k={k}" for k in shown) + f" | mean k={beyond[0]}-{beyond[-1]} |"
+        + (f" mean k={untrained[0]}-{untrained[-1]} (longer than any training chain) |" if untrained else ""),
+        "|---|" + "---:|" * (len(shown) + 1 + bool(untrained)),
     ]
     for model, name in names.items():
         if model in acc:
-            lines.append(f"| {name} | " + " | ".join(cell(model, [k]) for k in shown) + f" | {cell(model, beyond)} |")
+            lines.append(f"| {name} | " + " | ".join(cell(model, [k]) for k in shown) + f" | {cell(model, beyond)} |"
+                         + (f" {cell(model, untrained)} |" if untrained else ""))
     if "verdict" in r:
         within = r["within_2_points_of_teacher"]
         lines += ["", f"Verdict (paired t-intervals over the seeds, k={beyond[0]}-{beyond[-1]}): {r['verdict']}. "
@@ -474,7 +477,7 @@ def _headline06(r: dict) -> str:
 
 def _headline07(r: dict) -> str:
     task, acc = r["task"], r["accuracy_by_length"]
-    beyond = [k for k in task["test_lengths"] if k > max(task["train_lengths"])]
+    beyond = task.get("verdict_lengths") or [k for k in task["test_lengths"] if k > max(task["train_lengths"])]
     means = [f"{name} {100 * statistics.mean(acc[m][str(k)] for k in beyond):.1f}%"
              for m, name in LESSON07_NAMES.items() if m in acc]
     return (f"exact match on chains longer than any labelled one (k={beyond[0]}-{beyond[-1]}), students trained on: "
