@@ -15,6 +15,8 @@ Every file the course writes and reads back goes through here:
   :func:`verify_sealed` checks it before the file is used.
 * :func:`cached_model` and :func:`cached_tensors` build an artefact once, under
   ``cache_dir()/<name>-<config_hash>.safetensors``, and load it afterwards.
+* :func:`usage_summary`: what this process loaded from the cache folder and what it wrote there (each lesson
+  prints it at its end, so a rerun with the cache warm says it used it).
 
 Two processes (two notebooks, two learners on one machine) can fill the same cache at once: files
 are written under a temporary name that holds the writer's process id, then renamed into place
@@ -54,6 +56,10 @@ FORMAT = 3
 Expected = Mapping[str, tuple[Optional[Sequence[Optional[int]]], Optional[torch.dtype]]]
 STALE_TMP_SECONDS = 3600  # a temporary file this old is a dead write's, whoever wrote it
 _TMP_NAME = re.compile(r"^\..+\.(?:(?P<pid>\d+)-)?[a-z0-9_]{8}\.tmp$")
+#: Every verified file under ``config.cache_dir()`` this process loaded or wrote, in order:
+#: ``(artefact name, "loaded" | "built")`` (read by :func:`usage_summary`).
+_USAGE: list[tuple[str, str]] = []
+_HASH_SUFFIX = re.compile(r"-[0-9a-f]{12}$")
 
 
 class CacheError(ValueError):
@@ -255,6 +261,7 @@ def save_verified(path: Path, tensors: Mapping[str, torch.Tensor], key=None, met
               "checksum": _checksum(tensors, key_json, meta_json)}
     data = save(tensors, metadata=header)
     atomic_write(path, lambda tmp: tmp.write_bytes(data))
+    _record(path, "built")
     return path
 
 
@@ -328,7 +335,9 @@ def load_or_move_aside(path: Path, key=None, expected: Optional[Expected] = None
     path = Path(path)
     remove_stale_tmp(path.parent)
     try:
-        return load_verified(path, key, expected)[0]
+        tensors = load_verified(path, key, expected)[0]
+        _record(path, "loaded")
+        return tensors
     except CacheError as err:
         if err.reason == "missing" and not path.exists():
             return None
@@ -341,6 +350,35 @@ def load_or_move_aside(path: Path, key=None, expected: Optional[Expected] = None
     warnings.warn(f"not using the cached {path.name}: {why}; moved it to {aside} and will rebuild it",
                   stacklevel=3)
     return None
+
+
+def _record(path: Path, what: str) -> None:
+    """Note a load or a write of a file under the cache folder (other files, e.g. a saved student, are not noted)."""
+    try:
+        relative = Path(path).resolve().relative_to(config.cache_dir().resolve())
+    except (ValueError, OSError):
+        return
+    name = _HASH_SUFFIX.sub("", relative.with_suffix("").as_posix())
+    _USAGE.append((name, what))
+
+
+def usage_summary() -> str:
+    """One sentence: which cached artefacts this process (a lesson's kernel) loaded and which it built and cached.
+
+    A lesson prints it at its end: a first run says what it built and that the next run will load it, a rerun
+    with the cache warm says what it loaded instead of recomputing.
+    """
+    events = list(_USAGE)
+    loaded = list(dict.fromkeys(name for name, what in events if what == "loaded"))
+    built = list(dict.fromkeys(name for name, what in events if what == "built"))
+    if not loaded and not built:
+        return f"cache ({config.cache_dir()}): this run neither loaded nor built a cached artefact."
+    parts = []
+    if loaded:
+        parts.append(f"loaded from the cache instead of recomputed: {', '.join(loaded)}")
+    if built:
+        parts.append(f"built in this run and cached for the next one: {', '.join(built)}")
+    return f"cache ({config.cache_dir()}): " + "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------- the verified store: sealed files

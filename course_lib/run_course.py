@@ -14,6 +14,7 @@ re-rendering ``docs/results.md`` and README.md's summary from ``results/`` (``co
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import tempfile
@@ -196,8 +197,8 @@ def cache_state(before: dict, after: dict) -> str:
 
 
 def record_timings(rows: list, mode: str, cache_states: dict | None = None) -> None:
-    """Merge the measured seconds of notebooks that ran fine, and what each did to the cache, into
-    ``results/course_timings.json``."""
+    """Merge the measured seconds of notebooks that ran fine, the machine's CPU count and what each run did to
+    the cache into ``results/course_timings.json``."""
     import json
 
     key = f"{mode.lower()}_{'gpu' if config.get_device().type == 'cuda' else 'cpu'}_s"
@@ -206,6 +207,7 @@ def record_timings(rows: list, mode: str, cache_states: dict | None = None) -> N
     for name, ok, seconds, _ in rows:
         if ok:
             timings.setdefault(name, {})[key] = round(seconds, 1)
+            timings[name][key.removesuffix("_s") + "_cores"] = os.cpu_count()  # what "a 2-core CPU" is read from
             if cache_states and name in cache_states:
                 timings[name][key.removesuffix("_s") + "_cache"] = cache_states[name]
     path.write_text(json.dumps(timings, indent=2, sort_keys=True) + "\n")

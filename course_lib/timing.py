@@ -243,3 +243,52 @@ def benchmark_interleaved(predict_fns: Mapping[str, Callable[[list], object]], t
             q1, median, q3 = quartiles(ratios)
             out[name]["speedup"] = {"median": median, "q1": q1, "q3": q3}
     return out
+
+
+# --- How long a lesson takes (each lesson's first code cell prints it) ----------------------------------------
+
+def _duration(seconds: float) -> str:
+    """``"about 19 min"`` (or ``"about 45 s"`` under two minutes)."""
+    return f"about {seconds:.0f} s" if seconds < 120 else f"about {seconds / 60:.0f} min"
+
+
+def lesson_duration_note(notebook: str, read: str, timings_path=None) -> str:
+    """What a lesson's first code cell prints: how long its full mode took when last measured, and what to read meanwhile.
+
+    Read from ``results/course_timings.json`` (written by ``make course``), never typed: the full-mode time on
+    a CPU, the machine's core count and what the run found in the cache. In FAST mode it also gives the FAST time.
+
+    Args:
+        notebook: the lesson's file name, e.g. ``"02_hinton_distillation.ipynb"``.
+        read: what to read while it runs (the sections below, a paper).
+        timings_path: another timings file (tests); default ``config.results_dir() / "course_timings.json"``.
+    """
+    import json
+    from pathlib import Path
+
+    from . import config
+
+    path = Path(timings_path) if timings_path is not None else config.results_dir() / "course_timings.json"
+    try:
+        timings = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        timings = {}
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"cannot read the lesson timings in {path} ({exc}); `make course` writes it again") from None
+    if not isinstance(timings, dict) or not isinstance(timings.get(notebook, {}), dict):
+        raise ValueError(f"{path} is not a table of lesson timings; `make course` writes it again")
+    row = timings.get(notebook, {})
+    full = row.get("full_cpu_s")
+    if full is None:
+        note = "Full mode has not been timed on a CPU yet (`make course` records it)."
+    else:
+        cores = row.get("full_cpu_cores")
+        where = f"a {cores}-core CPU" if cores else "a CPU"
+        note = f"Full mode takes {_duration(full)} on {where} (the last `make course` run"
+        cache = row.get("full_cpu_cache")
+        note += f"; cache: {cache})." if cache else ")."
+        note += (" A rerun loads the models and signals this lesson caches instead of recomputing them;"
+                 " the cell before its questions prints which.")
+    if config.is_fast() and row.get("fast_cpu_s") is not None:
+        note = f"This FAST run takes {_duration(row['fast_cpu_s'])}. " + note
+    return note + f"\nWhile it runs, read: {read}"

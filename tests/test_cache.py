@@ -414,3 +414,29 @@ def test_two_processes_saving_one_file_at_once_leave_one_whole_file(tmp_path):
             reads += 1
     assert [run.wait() for run in runs] == [0, 0], [run.stderr.read()[-2000:] for run in runs]
     assert reads > 0 and sorted(p.name for p in tmp_path.iterdir()) == ["shared.safetensors"]
+
+
+def test_usage_summary_says_what_was_built_then_what_a_warm_rerun_loaded(tmp_course_dirs, monkeypatch):
+    """A first run lists what it built; a rerun with the cache warm lists the same artefacts as loaded."""
+    monkeypatch.setattr(cache, "_USAGE", [])
+    assert "neither loaded nor built" in cache.usage_summary()
+    build = lambda: models.MLP(hidden=(4,), in_features=3, num_classes=2)  # noqa: E731
+    cache.cached_model("toy-teacher", {"epochs": 1}, build, lambda m: None)
+    cache.cached_tensors("toy-logits", {"n": 3}, lambda: {"logits": torch.ones(3, 2)})
+    first = cache.usage_summary()
+    assert "built in this run and cached for the next one: toy-teacher, toy-logits" in first
+    assert "loaded" not in first
+    monkeypatch.setattr(cache, "_USAGE", [])  # a fresh kernel
+    cache.cached_model("toy-teacher", {"epochs": 1}, build, lambda m: None)
+    cache.cached_tensors("toy-logits", {"n": 3}, lambda: {"logits": torch.ones(3, 2)})
+    cache.cached_tensors("toy-logits", {"n": 3}, lambda: {"logits": torch.ones(3, 2)})  # listed once
+    again = cache.usage_summary()
+    assert again.endswith("loaded from the cache instead of recomputed: toy-teacher, toy-logits.")
+    assert "built" not in again
+
+
+def test_usage_summary_ignores_files_outside_the_cache_folder(tmp_course_dirs, monkeypatch):
+    monkeypatch.setattr(cache, "_USAGE", [])
+    path = cache.save_verified(tmp_course_dirs / "student.safetensors", {"w": torch.zeros(2)})
+    cache.load_or_move_aside(path)
+    assert "neither loaded nor built" in cache.usage_summary()

@@ -67,3 +67,17 @@ def test_the_time_table_records_what_each_lesson_did_to_the_cache(tmp_path):
     timings = json.loads((tmp_path / "results" / "course_timings.json").read_text())
     assert timings["a_builds.ipynb"]["fast_cpu_cache"].startswith("cold: 1 cache file")
     assert timings["b_reads.ipynb"]["fast_cpu_cache"] == "warm (nothing built)"
+
+
+def test_the_time_table_records_the_cpu_count_beside_each_time(tmp_path, monkeypatch):
+    """"on a 2-core CPU" in each lesson's first cell is read from this, not typed."""
+    import json
+
+    from course_lib import run_course
+
+    (tmp_path / "results").mkdir()
+    monkeypatch.setenv("COURSE_RESULTS_DIR", str(tmp_path / "results"))
+    monkeypatch.setattr(os, "cpu_count", lambda: 7)
+    run_course.record_timings([("a.ipynb", True, 12.34, ""), ("b.ipynb", False, 5.0, "boom")], "FAST")
+    timings = json.loads((tmp_path / "results" / "course_timings.json").read_text())
+    assert timings == {"a.ipynb": {"fast_cpu_s": 12.3, "fast_cpu_cores": 7}}

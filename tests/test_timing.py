@@ -216,3 +216,35 @@ def test_pinned_threads_keeps_the_teachers_tokenizer_on_one_thread():
     assert pinned == 1  # only the calling thread worked inside the block
     if (os.cpu_count() or 1) > 1:  # the measurement can see the pool: unpinned, and again after the block
         assert free > 1 and after > 1
+
+
+def test_lesson_duration_note_reads_the_measured_time_cores_and_cache(tmp_path, monkeypatch):
+    """The first cell's note comes from course_timings.json, never typed; FAST runs add their own time."""
+    import json
+
+    from course_lib import config
+
+    path = tmp_path / "course_timings.json"
+    path.write_text(json.dumps({"02_x.ipynb": {"full_cpu_s": 1162.5, "full_cpu_cores": 2, "fast_cpu_s": 16.7,
+                                               "full_cpu_cache": "warm (nothing built)"},
+                                "03_y.ipynb": {"full_cpu_s": 95.0}}))
+    monkeypatch.setattr(config, "FAST", False)
+    note = timing.lesson_duration_note("02_x.ipynb", "the loss section", timings_path=path)
+    assert note.startswith("Full mode takes about 19 min on a 2-core CPU (the last `make course` run; "
+                           "cache: warm (nothing built)).")
+    assert note.endswith("\nWhile it runs, read: the loss section") and "FAST" not in note
+    assert timing.lesson_duration_note("03_y.ipynb", "r", timings_path=path).startswith(
+        "Full mode takes about 95 s on a CPU (the last `make course` run).")
+    assert "not been timed" in timing.lesson_duration_note("09_z.ipynb", "r", timings_path=path)
+    assert "not been timed" in timing.lesson_duration_note("02_x.ipynb", "r", timings_path=tmp_path / "none.json")
+    monkeypatch.setattr(config, "FAST", True)
+    assert timing.lesson_duration_note("02_x.ipynb", "r", timings_path=path).startswith(
+        "This FAST run takes about 17 s. Full mode takes about 19 min")
+
+
+@pytest.mark.parametrize("content", ["{not json", "[1, 2]", '{"02_x.ipynb": 5}'])
+def test_lesson_duration_note_on_a_broken_timings_file_says_how_to_remake_it(tmp_path, content):
+    path = tmp_path / "course_timings.json"
+    path.write_text(content)
+    with pytest.raises(ValueError, match="make course"):
+        timing.lesson_duration_note("02_x.ipynb", "r", timings_path=path)
