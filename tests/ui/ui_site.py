@@ -15,6 +15,7 @@ headless Chromium with every other request blocked (the site must work without i
 * a lesson page 01-08 without a ``.course-quiz`` block, or whose first question does not answer: its
   first option's verdict must be folded, and visible after a click on the option's ``<summary>``,
   starting with "Right." or "Not quite." (lesson 00 has no quiz);
+* LaTeX left unrendered in a page's text (``$...$`` holding a backslash or ``^ _ = < >``, or ``$$``; code and outputs aside);
 * a lesson in ``notebooks/`` (``--lessons-from``) with no page on the site.
 
 Problems are printed per page; exit status 1 if any. Full-page screenshots of the home page and of one
@@ -61,7 +62,7 @@ SHOT_LESSON = "01"  # the lesson page whose screenshot is kept (falls back to th
 
 # Gathers, once the page has loaded: every image (lazy ones made eager and awaited), whether the lesson
 # content holds a figure, every link's resolved href and every id/name a #fragment may point at.
-JS_INSPECT = """async () => {
+JS_INSPECT = r"""async () => {
   const images = Array.from(document.images);
   for (const img of images) img.loading = 'eager';
   const settle = (img) => new Promise((resolve) => {
@@ -74,7 +75,7 @@ JS_INSPECT = """async () => {
   const real = (el) => { const box = el.getBoundingClientRect(); return box.width >= 100 && box.height >= 60; };
   const imgs = images.map((img, i) => {
     const src = img.currentSrc || img.getAttribute('src') || '';
-    const isSvg = /\\.svg([?#]|$)|^data:image\\/svg/i.test(src);
+    const isSvg = /\.svg([?#]|$)|^data:image\/svg/i.test(src);
     const loaded = decoded[i] && (img.naturalWidth > 0 || isSvg);
     return {src: src.startsWith('data:') ? src.slice(0, 40) + '...' : src, loaded,
             figure: loaded && content.contains(img) && real(img)
@@ -84,7 +85,10 @@ JS_INSPECT = """async () => {
   const links = Array.from(document.querySelectorAll('a[href]')).map((a) => a.href);
   const anchors = Array.from(document.querySelectorAll('[id]')).map((el) => el.id)
     .concat(Array.from(document.querySelectorAll('a[name]')).map((el) => el.getAttribute('name')));
-  return {images: imgs, svgCharts: svgCharts.length, links, anchors};
+  const prose = (document.querySelector('article') || document.body).cloneNode(true);
+  prose.querySelectorAll('pre, code, script, style, math, mjx-container, .jp-OutputArea').forEach((el) => el.remove());
+  const latex = prose.textContent.match(/\$\$[^$]{1,160}\$\$|\$[^$\n]{0,80}[\\^_=<>][^$\n]{0,80}\$/g) || [];
+  return {images: imgs, svgCharts: svgCharts.length, links, anchors, latex: latex.slice(0, 3)};
 }"""
 
 
@@ -127,9 +131,17 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # the browser closed a page mid-transfer: fine
+            super().handle_error(request, client_address)
+
+
 def serve(site: Path) -> tuple[http.server.ThreadingHTTPServer, str]:
     """Serves ``site`` on 127.0.0.1 at a free port, in a daemon thread; returns (server, base URL)."""
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(_Handler, directory=str(site)))
+    server = _Server(("127.0.0.1", 0), functools.partial(_Handler, directory=str(site)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_address[1]}"
 
@@ -227,6 +239,10 @@ def check_page(context, visit: Visit, path: str) -> list[str]:
         if not img["loaded"]:
             problem(f"image did not load: {img['src'] or '(no src)'}")
 
+    if found["latex"]:
+        shown = [" ".join(tex.split())[:60] for tex in found["latex"]]
+        problem(f"unrendered LaTeX in the text: {', '.join(shown)}")
+
     lesson = LESSON_PAGE.match(path)
     if lesson:
         report.lesson_pages.append(lesson.group(1))
@@ -244,7 +260,12 @@ def check_page(context, visit: Visit, path: str) -> list[str]:
         visit.link_uses.append((path, href, site_path(target, base), urllib.parse.unquote(fragment)))
         targets.append(site_path(target, base))
 
-    if lesson and (lesson.group(1) == SHOT_LESSON or "lesson" not in shots):
+    if (lesson and (lesson.group(1) == SHOT_LESSON or "lesson" not in shots)) or key == "/":
+        page.evaluate("() => window.scrollTo(0, 0)")  # sticky headers are drawn where the page is scrolled to
+        page.wait_for_timeout(200)
+    if lesson and (lesson.group(1) == SHOT_LESSON or "lesson" not in shots):  # lesson 01, else the first one
+        if "lesson" in shots:
+            shots["lesson"].unlink()
         shots["lesson"] = visit.out / f"lesson_{lesson.group(1)}.png"
         page.screenshot(path=str(shots["lesson"]), full_page=True)
     if key == "/":
@@ -320,6 +341,8 @@ def check_site(site: Path, chromium: str, lessons_from: Path | None = None, out:
         if not (site / "lessons" / name / "index.html").is_file():
             report.add(f"/lessons/{name}/", f"lesson {name} has no page on the site (expected lessons/{name}/index.html)")
     out.mkdir(parents=True, exist_ok=True)
+    for old in [*out.glob("lesson_*.png"), out / "home.png"]:
+        old.unlink(missing_ok=True)  # no stale screenshot from an earlier run
     server, base = serve(site)
     visit = Visit(base, out, report)
     queue = sorted({page_key("/" + p.relative_to(site).as_posix()) for p in site.rglob("*.html")},
@@ -408,7 +431,8 @@ def broken_site(root: Path) -> dict[str, list[str]]:
                        f'<img src="data:image/png;base64,{base64.b64encode(png(8, 8)).decode()}" alt="dot">'),
         "only-linked/index.htm": ('<p>Reached only by a link: <a href="../index.html#intro">home</a>'
                                    ' <img src="../gone.png" alt="x"></p>'),
-        "lessons/00_start/index.html": ('<article><h1>Start</h1><img src="../../fig.png" alt="figure" loading="lazy"'
+        "lessons/00_start/index.html": ('<article><h1>Start</h1><p>Costs $5, <code>$ make a_b=1 $</code></p>'
+                                        '<img src="../../fig.png" alt="figure" loading="lazy"'
                                         ' style="margin-top:3000px"></article>'),
         "lessons/01_good/index.html": ('<article><h1>Good</h1><img src="../../chart.svg" alt="chart" width="300" height="200">'
                                        f'<h2 id="quiz">Quiz</h2>{QUIZ.format(key="01", verdict="Not quite.")}'
@@ -416,7 +440,7 @@ def broken_site(root: Path) -> dict[str, list[str]]:
         "lessons/02_nofigure/index.html": (f'<header>{CHART}</header><article><h1>No figure</h1>{ICON}'
                                            '<img src="../../fig.png" alt="thumb" width="16" height="16">'
                                            f'{QUIZ.format(key="02", verdict="Right.")}</article>'),
-        "lessons/03_noquiz/index.html": f"<article><h1>No quiz</h1>{CHART}</article>",
+        "lessons/03_noquiz/index.html": f"<article><h1>No quiz</h1>{CHART}<p>raw $p_i / p_j$ math</p></article>",
         "lessons/04_badquiz/index.html": f'<article>{CHART}{QUIZ.format(key="04", verdict="Maybe.")}</article>',
         "lessons/05_unfolded/index.html": ('<article>' + CHART + QUIZ.format(key="05", verdict="Right.").replace(
             "<details ", "<details open ") + '</article>'),
@@ -433,7 +457,7 @@ def broken_site(root: Path) -> dict[str, list[str]]:
                                     '<rect width="300" height="200" fill="#ccc"/></svg>')
     return {
         "/lessons/02_nofigure/": ["no figure"],
-        "/lessons/03_noquiz/": ["without a .course-quiz"],
+        "/lessons/03_noquiz/": ["without a .course-quiz", "unrendered LaTeX in the text: $p_i / p_j$"],
         "/lessons/04_badquiz/": ["does not start with 'Right.' or 'Not quite.'"],
         "/lessons/05_unfolded/": ["visible before it is clicked"],
         "/only-linked/": ["image did not load: http", "HTTP 404"],
