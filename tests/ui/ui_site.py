@@ -15,11 +15,13 @@ headless Chromium with every other request blocked (the site must work without i
 * a lesson page 01-08 without a ``.course-quiz`` block, or whose first question does not answer: its
   first option's verdict must be folded, and visible after a click on the option's ``<summary>``,
   starting with "Right." or "Not quite." (lesson 00 has no quiz);
-* LaTeX left unrendered in a page's text (``$...$`` holding a backslash or ``^ _ = < >``, or ``$$``; code and outputs aside);
-* a lesson in ``notebooks/`` (``--lessons-from``) with no page on the site.
+* LaTeX left unrendered in a page's text (``$...$`` holding a backslash or ``^ _ = < >``, or ``$$...$$``;
+  code and cell outputs aside);
+* a lesson in ``notebooks/`` (``--lessons-from``; ``''`` skips this) with no page on the site.
 
-Problems are printed per page; exit status 1 if any. Full-page screenshots of the home page and of one
-lesson page go to ``build/ui/site/``.
+Problems are printed per page, then a summary (pages, images, links, quizzes); exit status 1 if any.
+Full-page screenshots go to ``build/ui/site/``: ``home.png`` and ``lesson_01.png`` (after its quiz's first
+option was opened; the first lesson page's if there is no lesson 01).
 
 ``--self-test`` builds a small site of plain HTML pages with known faults in a temporary folder (a broken
 image, a broken internal link, a bad fragment, a lesson without a figure, one without a quiz, a CDN
@@ -183,66 +185,72 @@ class Visit:
     current: str = "/"  # the page being checked: whom the route blames for a blocked request
 
 
-def check_page(context, visit: Visit, path: str) -> list[str]:
-    """Opens one page, checks it, records its ids and links; returns the local pages its links lead to."""
-    base, report, shots = visit.base, visit.report, visit.shots
-    page = context.new_page()
-    state = {"open": True}
-    failed_urls: set[str] = set()
+class _Watch:
+    """Records a page's console errors, page errors and failed requests as problems of that page, until stopped."""
 
-    def problem(text: str) -> None:
-        if state["open"]:
-            report.add(path, text)
+    def __init__(self, page, visit: Visit, path: str):
+        self.visit, self.path, self.open, self.failed_urls = visit, path, True, set()
+        page.on("console", self.on_console)
+        page.on("pageerror", lambda error: self.problem(f"page error: {error}"))
+        page.on("requestfailed", self.on_failed)
+        page.on("response", self.on_response)
 
-    def on_console(msg) -> None:
-        if msg.type != "error":
-            return
+    def problem(self, text: str) -> None:
+        if self.open:  # what a page does while it is being closed is no fault of its own
+            self.visit.report.add(self.path, text)
+
+    def on_console(self, msg) -> None:
         url = (msg.location or {}).get("url", "")
-        if msg.text.startswith("Failed to load resource") and url in failed_urls:
-            return  # already reported as the failed request itself
-        problem(f"console error: {msg.text}" + (f" ({url})" if url else ""))
+        if msg.type != "error" or (msg.text.startswith("Failed to load resource") and url in self.failed_urls):
+            return  # not an error, or already reported as the failed request itself
+        self.problem(f"console error: {msg.text}" + (f" ({url})" if url else ""))
 
-    def on_failed(request) -> None:
-        failed_urls.add(request.url)
-        if not request.url.startswith(base + "/"):
-            return  # reported by the route that blocked it
-        problem(f"request failed: {request.url} ({request.failure})")
+    def on_failed(self, request) -> None:
+        self.failed_urls.add(request.url)
+        if request.url.startswith(self.visit.base + "/"):  # others were blocked, and reported, by the route
+            self.problem(f"request failed: {request.url} ({request.failure})")
 
-    def on_response(response) -> None:
+    def on_response(self, response) -> None:
         if response.status >= 400:
-            failed_urls.add(response.url)
-            problem(f"HTTP {response.status}: {response.url}")
+            self.failed_urls.add(response.url)
+            self.problem(f"HTTP {response.status}: {response.url}")
 
-    page.on("console", on_console)
-    page.on("pageerror", lambda error: problem(f"page error: {error}"))
-    page.on("requestfailed", on_failed)
-    page.on("response", on_response)
+
+def check_page(context, visit: Visit, path: str) -> list[str]:
+    """Opens one page, checks it, records its ids and links; returns the local paths its links lead to."""
+    page = context.new_page()
+    watch = _Watch(page, visit, path)
     visit.current = path
     try:
-        page.goto(base + path, wait_until="load", timeout=30_000)
+        page.goto(visit.base + path, wait_until="load", timeout=30_000)
         try:
             page.wait_for_load_state("networkidle", timeout=5_000)
         except PlaywrightTimeout:
             pass  # a page that keeps polling is not a fault by itself
         found = page.evaluate(JS_INSPECT)
     except PlaywrightError as error:
-        problem(f"could not load the page: {error.message.splitlines()[0]}")
-        state["open"] = False
-        page.close()
-        return []
-    report.pages += 1
-    key = page_key(path)
-    visit.anchors[key] = set(found["anchors"])
+        watch.problem(f"could not load the page: {error.message.splitlines()[0]}")
+        found = None
+    if found is not None:
+        visit.report.pages += 1
+        visit.anchors[page_key(path)] = set(found["anchors"])
+        check_content(page, visit.report, path, found, watch.problem)
+        take_screenshots(page, visit, path)
+        page.wait_for_timeout(100)  # late errors (timers, workers) still count for this page
+    watch.open = False
+    page.close()
+    return record_links(visit, path, found["links"]) if found else []
 
+
+def check_content(page, report: Report, path: str, found: dict, problem) -> None:
+    """Images, raw LaTeX; on a lesson page its figure and its quiz."""
     report.images += len(found["images"])
     for img in found["images"]:
         if not img["loaded"]:
             problem(f"image did not load: {img['src'] or '(no src)'}")
-
     if found["latex"]:
         shown = [" ".join(tex.split())[:60] for tex in found["latex"]]
         problem(f"unrendered LaTeX in the text: {', '.join(shown)}")
-
     lesson = LESSON_PAGE.match(path)
     if lesson:
         report.lesson_pages.append(lesson.group(1))
@@ -251,30 +259,35 @@ def check_page(context, visit: Visit, path: str) -> list[str]:
         if lesson.group(1) != "00":
             check_quiz(page, problem, report)
 
-    targets = []
-    for href in found["links"]:
-        if not href.startswith(base + "/") and href != base:
-            continue  # mailto:, javascript:, external links: not fetched
-        report.links += 1
-        target, _, fragment = href.partition("#")
-        visit.link_uses.append((path, href, site_path(target, base), urllib.parse.unquote(fragment)))
-        targets.append(site_path(target, base))
 
-    if (lesson and (lesson.group(1) == SHOT_LESSON or "lesson" not in shots)) or key == "/":
-        page.evaluate("() => window.scrollTo(0, 0)")  # sticky headers are drawn where the page is scrolled to
-        page.wait_for_timeout(200)
-    if lesson and (lesson.group(1) == SHOT_LESSON or "lesson" not in shots):  # lesson 01, else the first one
-        if "lesson" in shots:
-            shots["lesson"].unlink()
-        shots["lesson"] = visit.out / f"lesson_{lesson.group(1)}.png"
-        page.screenshot(path=str(shots["lesson"]), full_page=True)
-    if key == "/":
-        shots["home"] = visit.out / "home.png"
-        page.screenshot(path=str(shots["home"]), full_page=True)
-    page.wait_for_timeout(100)  # late errors (timers, workers) still count for this page
-    state["open"] = False
-    page.close()
+def record_links(visit: Visit, path: str, hrefs: list[str]) -> list[str]:
+    """Keeps the page's links to the local server for check_links; returns their target paths."""
+    targets = []
+    for href in hrefs:
+        if not href.startswith(visit.base + "/") and href != visit.base:
+            continue  # mailto:, javascript:, external links: not fetched
+        visit.report.links += 1
+        target, _, fragment = href.partition("#")
+        targets.append(site_path(target, visit.base))
+        visit.link_uses.append((path, href, targets[-1], urllib.parse.unquote(fragment)))
     return targets
+
+
+def take_screenshots(page, visit: Visit, path: str) -> None:
+    """Full-page screenshots of the home page and of lesson SHOT_LESSON (else the first lesson page)."""
+    lesson = LESSON_PAGE.match(path)
+    if lesson and (lesson.group(1) == SHOT_LESSON or "lesson" not in visit.shots):
+        if "lesson" in visit.shots:
+            visit.shots["lesson"].unlink()
+        name, file = "lesson", visit.out / f"lesson_{lesson.group(1)}.png"
+    elif page_key(path) == "/":
+        name, file = "home", visit.out / "home.png"
+    else:
+        return
+    page.evaluate("() => window.scrollTo(0, 0)")  # sticky headers are drawn where the page is scrolled to
+    page.wait_for_timeout(200)
+    page.screenshot(path=str(file), full_page=True)
+    visit.shots[name] = file
 
 
 def check_quiz(page, problem, report: Report) -> None:
@@ -504,6 +517,8 @@ if __name__ == "__main__":
                         help="folder of lesson notebooks that must each have a page ('' to skip this check)")
     parser.add_argument("--self-test", action="store_true", help="check the checker on a site with planted faults")
     args = parser.parse_args()
+    if not os.access(args.chromium, os.X_OK):
+        sys.exit(f"no Chromium at {args.chromium} (apt-get install chromium, or pass --chromium PATH / UI_CHROMIUM)")
     if args.self_test:
         sys.exit(self_test(args.chromium))
     t0 = time.monotonic()
