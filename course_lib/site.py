@@ -271,7 +271,8 @@ def strip_widget_outputs(nb) -> int:
             data = output.get("data", {})
             if WIDGET_VIEW in data:
                 view = data.pop(WIDGET_VIEW)
-                progress = _progress_text(state, view.get("model_id", "")) if isinstance(view, dict) else None
+                bare = set(data) <= {"text/plain"}  # only a text repr, which for a progress bar is its start
+                progress = _progress_text(state, view.get("model_id", "")) if bare and isinstance(view, dict) else None
                 if progress is not None:
                     data["text/plain"] = progress
                 if not data:
@@ -454,12 +455,21 @@ def build_site(config_path: Path) -> None:
     from mkdocs.config import load_config
     from mkdocs.exceptions import MkDocsException
 
+    import logging
+
+    show = logging.StreamHandler(sys.stderr)  # MkDocs' own warnings (a broken link...), as its command line shows them
+    show.setLevel(logging.WARNING)
+    show.setFormatter(logging.Formatter("mkdocs %(levelname)s: %(message)s"))
+    logger = logging.getLogger("mkdocs")
+    logger.addHandler(show)
     try:
         settings = load_config(str(config_path))
         settings.plugins["course-site-offline"] = _offline_plugin()
         build(settings)
     except MkDocsException as exc:  # strict mode: a warning (a broken link, a missing page) stops the build
         raise SiteError(f"mkdocs build failed: {exc}") from exc
+    finally:
+        logger.removeHandler(show)
 
 
 _FETCHING_RELS = {"stylesheet", "icon", "shortcut", "preload", "prefetch", "preconnect", "dns-prefetch",
@@ -468,7 +478,8 @@ _FETCHING_ATTRS = {("script", "src"), ("img", "src"), ("img", "srcset"), ("ifram
                    ("source", "srcset"), ("video", "src"), ("video", "poster"), ("audio", "src"), ("embed", "src"),
                    ("object", "data"), ("input", "src"), ("track", "src"), ("image", "href")}
 _OUTSIDE = re.compile(r"^\s*(?:[a-z][a-z0-9+.-]*:)?//", re.I)
-_CSS_URL = re.compile(r"url\(\s*(['\"]?)([^'\")]*)\1\s*\)|@import\s+(['\"])([^'\"]*)\3", re.I)
+_CSS_URL = re.compile(r"(?P<imp>@import\s*)?(?:url\(\s*(?P<q>['\"]?)(?P<url>[^'\")]*)(?P=q)\s*\)"
+                      r"|(?P<q2>['\"])(?P<str>[^'\"]*)(?P=q2))", re.I)
 _JS_URL = re.compile(r"([\"'`])(https?://[^\"'`\s]*)")
 _JS_IMPORT = re.compile(r"\bimport\s*(?:\(\s*|[\w{}*,\s]+from\s*)([\"'`])((?:https?:)?//[^\"'`]*)", re.I)
 #: URLs written in Material's JavaScript bundle that it fetches only for a feature this site does not use.
@@ -486,9 +497,9 @@ MATERIAL_CONDITIONAL = {
 def _css_fetches(css: str) -> list[str]:
     found = []
     for match in _CSS_URL.finditer(css):
-        url = match.group(2) if match.group(2) is not None else match.group(4)
+        url = match["url"] if match["url"] is not None else (match["str"] if match["imp"] else None)
         if url and _OUTSIDE.match(url):
-            found.append(f"CSS {'@import' if match.group(4) is not None else 'url()'} {url}")
+            found.append(f"CSS {'@import' if match['imp'] else 'url()'} {url}")
     return found
 
 
