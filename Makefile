@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: setup system-packages test lint unit notebooks exercises course course-fast lab ui-test bench clean-outputs
+.PHONY: setup system-packages test lint unit notebooks exercises course course-fast lab ui-test site bench clean-outputs
 
 setup: system-packages $(VENV)/.installed
 
@@ -71,6 +71,15 @@ ui-test: setup $(VENV)/.ui-installed
 
 $(VENV)/.ui-installed: tests/ui/requirements.txt $(VENV)/.installed
 	$(PIP) install -r tests/ui/requirements.txt
+	touch $@
+
+# The course as a static website in build/site/ (MkDocs + mkdocs-jupyter, pinned in requirements-site.txt): lessons
+# from build/ (run with course_lib.run_course when missing or stale; COURSE_FAST decides the mode), README, docs/.
+site: setup $(VENV)/.site-installed
+	$(PY) -m course_lib.site
+
+$(VENV)/.site-installed: requirements-site.txt $(VENV)/.installed
+	$(PIP) install -r requirements-site.txt
 	touch $@
 
 bench: setup

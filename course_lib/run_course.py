@@ -107,8 +107,29 @@ def execute(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, str]:
         finally:
             _RUN["km"] = None
     seconds = time.perf_counter() - start
+    nb.metadata["course_build"] = build_stamp(nb, ok=not error, seconds=seconds)
     _write_outputs(nb, path, out_dir)
     return not error, seconds, error
+
+
+def source_sha256(nb) -> str:
+    """SHA-256 of a notebook's cell types and sources only (outputs, ids and metadata do not count): what the
+    site compares to tell whether an executed copy in ``build/`` is stale. ``nb``: a notebook node or a path."""
+    import hashlib
+    import json
+
+    if not hasattr(nb, "cells"):
+        nb = nbformat.read(str(nb), as_version=4)
+    cells = [[cell.cell_type, cell.source] for cell in nb.cells]
+    return hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+
+
+def build_stamp(nb, ok: bool, seconds: float) -> dict:
+    """The ``course_build`` metadata of an executed notebook: its source's hash, the mode, the outcome, when."""
+    from datetime import datetime, timezone
+
+    return {"source_sha256": source_sha256(nb), "mode": "FAST" if config.is_fast() else "full", "ok": bool(ok),
+            "seconds": round(float(seconds), 1), "finished": datetime.now(timezone.utc).isoformat(timespec="seconds")}
 
 
 def _write_outputs(nb, path: Path, out_dir: Path) -> None:

@@ -81,3 +81,42 @@ def test_the_time_table_records_the_cpu_count_beside_each_time(tmp_path, monkeyp
     run_course.record_timings([("a.ipynb", True, 12.34, ""), ("b.ipynb", False, 5.0, "boom")], "FAST")
     timings = json.loads((tmp_path / "results" / "course_timings.json").read_text())
     assert timings == {"a.ipynb": {"fast_cpu_s": 12.3, "fast_cpu_cores": 7}}
+
+
+def test_every_executed_notebook_is_stamped_with_its_source_hash_mode_and_outcome(tmp_path):
+    """Issue 27: the site reuses build/<name>.ipynb only when its stamp matches the current source."""
+    import hashlib
+    import json
+    from datetime import datetime
+
+    good = _notebook(tmp_path / "a_good.ipynb", "print(6 * 7)")
+    bad = _notebook(tmp_path / "b_bad.ipynb", "raise RuntimeError('boom')")
+    process = _run(tmp_path, good, bad)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 1, out + err
+    for name, ok in (("a_good", True), ("b_bad", False)):
+        stamp = nbformat.read(str(tmp_path / "build" / f"{name}.ipynb"), as_version=4).metadata["course_build"]
+        source = json.loads((tmp_path / f"{name}.ipynb").read_text())
+        cells = [[c["cell_type"], "".join(c["source"]) if isinstance(c["source"], list) else c["source"]]
+                 for c in source["cells"]]
+        expected = hashlib.sha256(json.dumps(cells, ensure_ascii=False).encode()).hexdigest()
+        assert stamp["source_sha256"] == expected
+        assert stamp["ok"] is ok and stamp["mode"] == "FAST"
+        assert 0 < stamp["seconds"] < 300
+        assert datetime.fromisoformat(stamp["finished"]).tzinfo is not None
+
+
+def test_the_source_hash_counts_cell_types_and_sources_only():
+    from course_lib.run_course import source_sha256
+
+    v4 = nbformat.v4
+    nb = v4.new_notebook(cells=[v4.new_markdown_cell("# T"), v4.new_code_cell("x = 1")])
+    same = v4.new_notebook(cells=[v4.new_markdown_cell("# T"), v4.new_code_cell("x = 1", execution_count=3,
+                                                                               outputs=[v4.new_output("stream", text="1")])])
+    same.metadata["course_build"] = {"ok": True}
+    same.cells[0]["id"] = "another-id"
+    assert source_sha256(nb) == source_sha256(same)
+    edited = v4.new_notebook(cells=[v4.new_markdown_cell("# T"), v4.new_code_cell("x = 2")])
+    retyped = v4.new_notebook(cells=[v4.new_code_cell("# T"), v4.new_code_cell("x = 1")])
+    split = v4.new_notebook(cells=[v4.new_markdown_cell("# T"), v4.new_code_cell("x ="), v4.new_code_cell(" 1")])
+    assert len({source_sha256(n) for n in (nb, edited, retyped, split)}) == 4
