@@ -64,10 +64,16 @@ lab: setup
 # driven by Playwright from PyPI (pinned in tests/ui/requirements.txt); Playwright's own browser download is not used.
 UI_CHROMIUM ?= /usr/lib/chromium/chromium
 
-ui-test: setup $(VENV)/.ui-installed
+# Then the course website (`make site`; lessons missing from build/ or stale are run in FAST mode here) page by
+# page: console errors, images, internal links, a figure on every lesson page, one quiz answer per lesson; the
+# site test's --self-test first shows it catches each of those faults on planted pages.
+ui-test: setup $(VENV)/.ui-installed $(VENV)/.site-installed
 	test -x $(UI_CHROMIUM) || { $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 	$(PY) tests/ui/ui_lessons.py --chromium $(UI_CHROMIUM)
+	$(PY) tests/ui/ui_site.py --self-test --chromium $(UI_CHROMIUM)
+	COURSE_FAST=1 $(PY) -m course_lib.site
+	$(PY) tests/ui/ui_site.py --chromium $(UI_CHROMIUM)
 
 $(VENV)/.ui-installed: tests/ui/requirements.txt $(VENV)/.installed
 	$(PIP) install -r tests/ui/requirements.txt
