@@ -165,8 +165,9 @@ QUESTIONS = [
             Option("The chosen target temperature says it on its own: below 1 means an under-confident teacher, "
                    "above 1 an over-confident one.",
                    why="It does not: sharper targets can teach best simply because a small student learns faster from "
-                       "rows close to hard labels, and flatter ones because they regularise. Whether the teacher is under-confident is measured separately, by "
-                       "the reliability diagram and the fitted temperature."),
+                       "rows close to hard labels, and flatter ones because they regularise. Whether the teacher is "
+                       "under- or over-confident is measured separately, by the reliability diagram and the fitted "
+                       "temperature."),
             Option("The ECE says it: any ECE above 0 means the teacher is under-confident.",
                    why="The ECE is the average gap between accuracy and confidence, without a sign: it says how far "
                        "the teacher is from calibrated, not in which direction. The direction comes from the fitted "
