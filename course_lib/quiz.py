@@ -254,8 +254,10 @@ def _question_widgets(i: int, question: RenderedQuestion) -> widgets.VBox:
 
 
 # Long option texts wrap instead of being cut off at the radio box's edge.
-_WIDGET_STYLE = ("<style>.course-quiz .widget-radio-box label {white-space: normal; height: auto; "
-                 "line-height: 1.4; margin-bottom: 4px;}</style>")
+_WIDGET_STYLE = ("<style>.course-quiz .widget-radio-box label, .course-quiz .jupyter-widget-radio-box label "
+                 "{display: flex; align-items: flex-start; height: auto; line-height: 1.4; white-space: normal; "
+                 "margin-bottom: 6px;} .course-quiz .widget-radio-box input, .course-quiz .jupyter-widget-radio-box "
+                 "input {order: -1; float: none; flex: none; height: auto; margin: 3px 8px 0 1px;}</style>")
 
 
 def check_your_understanding(lesson: str) -> widgets.VBox:
