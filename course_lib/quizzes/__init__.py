@@ -1,0 +1,1 @@
+"""The "Check your understanding" question banks: ``lessonNN.py`` defines ``QUESTIONS`` (see :mod:`course_lib.quiz`)."""
