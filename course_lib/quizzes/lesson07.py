@@ -107,6 +107,14 @@ QUESTIONS = [
                 "students' mean exact match over k = 9-16, then a 95% t-interval over those differences: "
                 + _interval("token KD") + " points in the last full-mode run. Why pair by seed?"),
         options=(
+            Option("Both methods use the same seed for initialisation and data order and are scored on the same test "
+                   "rows, so what a lucky or unlucky seed does to both cancels in their difference; the interval "
+                   "measures how consistently one beats the other.",
+                   correct=True,
+                   why=("Pairing compares like with like: the difference per seed removes the variation the two runs "
+                        "share, and the t-interval over the few differences accounts for how few seeds there are. "
+                        "A difference is called significant only when that interval excludes 0, which is how the "
+                        "lesson's verdict is decided.")),
             Option("Pairing counts every seed at every length of k = 9-16 as a separate sample, which narrows the "
                    "interval.",
                    why=("The unit of replication is the seed: the 8 lengths of one seed come from the same trained "
@@ -119,14 +127,6 @@ QUESTIONS = [
                         "both methods share (a seed that is hard for one is often hard for the other). The paired "
                         "interval removes that shared part, so it can separate differences an unpaired comparison "
                         "would blur, and it can also show that a gap in means is not consistent across seeds.")),
-            Option("Both methods use the same seed for initialisation and data order and are scored on the same test "
-                   "rows, so what a lucky or unlucky seed does to both cancels in their difference; the interval "
-                   "measures how consistently one beats the other.",
-                   correct=True,
-                   why=("Pairing compares like with like: the difference per seed removes the variation the two runs "
-                        "share, and the t-interval over the few differences accounts for how few seeds there are. "
-                        "A difference is called significant only when that interval excludes 0, which is how the "
-                        "lesson's verdict is decided.")),
             Option("With a paired interval any positive mean difference is significant, because the noise has "
                    "cancelled.",
                    why=("Pairing removes the shared part of the noise, not all of it: each method still varies with "
