@@ -12,22 +12,22 @@ DISTILLED = ("token KD", "sequence KD", "sequence KD, longer prompts", "token + 
 
 
 def _vs_truth(results: dict) -> list:
-    """(low, high) of ground truth minus each distilled method, in points, over k = 9-16."""
+    """(significant, mean) of ground truth minus each distilled method over k = 9-16, as lesson 07 computed them."""
     comparisons = results["lesson07"]["comparisons"]
-    return [(comparisons[f"ground truth vs {m}"]["low"], comparisons[f"ground truth vs {m}"]["high"])
+    return [(comparisons[f"ground truth vs {m}"]["significant"], comparisons[f"ground truth vs {m}"]["mean"])
             for m in DISTILLED]
 
 
 def _some_distilled_better(results: dict) -> bool:
-    return any(high < 0 for _, high in _vs_truth(results))
+    return any(significant and mean < 0 for significant, mean in _vs_truth(results))
 
 
 def _truth_better_only(results: dict) -> bool:
-    return not _some_distilled_better(results) and any(low > 0 for low, _ in _vs_truth(results))
+    return not _some_distilled_better(results) and any(significant for significant, _ in _vs_truth(results))
 
 
 def _none_separable(results: dict) -> bool:
-    return all(low <= 0 <= high for low, high in _vs_truth(results))
+    return not any(significant for significant, _ in _vs_truth(results))
 
 
 def _interval(method: str) -> str:

@@ -14,23 +14,24 @@ _OVERLAP = "lesson08[comparisons][topk_overlap_10: listwise_kd vs embedding_regr
 _RECALL = "lesson08[comparisons][recall_at_10: listwise_kd vs embedding_regression]"
 
 
-def _overlap_interval(results: dict) -> tuple:
-    """(low, high) of listwise KD minus embedding regression in top-10 overlap with the teacher, in points."""
+def _overlap(results: dict) -> tuple:
+    """(significant, mean) of listwise KD minus embedding regression in top-10 overlap with the teacher."""
     c = results["lesson08"]["comparisons"]["topk_overlap_10: listwise_kd vs embedding_regression"]
-    return c["low"], c["high"]
+    return c["significant"], c["mean"]
 
 
 def _regression_better(results: dict) -> bool:
-    return _overlap_interval(results)[1] < 0
+    significant, mean = _overlap(results)
+    return significant and mean < 0
 
 
 def _listwise_better(results: dict) -> bool:
-    return _overlap_interval(results)[0] > 0
+    significant, mean = _overlap(results)
+    return significant and mean >= 0
 
 
 def _not_separable(results: dict) -> bool:
-    low, high = _overlap_interval(results)
-    return low <= 0 <= high
+    return not _overlap(results)[0]
 
 
 QUESTIONS = [
