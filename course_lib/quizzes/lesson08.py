@@ -192,8 +192,8 @@ QUESTIONS = [
             Option("The speed-up comes from the smaller index: 128 floats per email instead of 384.",
                    why=("The index is a third of the size, which saves memory and some search time, but the "
                         "throughput measured here is embedding emails, which never touches the index. The speed-up "
-                        "is the work per email: a few hundred table lookups and a mean for the student, a "
-                        "transformer over every token for the teacher.")),
+                        "is the work per email: one table lookup per word and word pair and a mean for the student, "
+                        "a transformer over every token for the teacher.")),
             Option("The parameter counts explain it: the student's is that much smaller than the teacher's.",
                    why=("The student has {lesson08[student_parameters]:,} parameters and lesson 04's teacher "
                         "{lesson05[router][teacher][params]:,}: a few times fewer, not a thousand. Throughput "
