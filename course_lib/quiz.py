@@ -179,7 +179,7 @@ def render(lesson: str, results: Optional[dict] = None) -> list:
 
     Args:
         lesson: two digits, ``"01"`` ... ``"08"``.
-        results: ``{"lesson02": {...}, ...}``; None reads the files the bank quotes (and this lesson's, when present).
+        results: ``{"lesson02": {...}, ...}``; None reads every ``results/lessonNN.json`` (those the bank quotes must exist).
     Returns:
         a list of :class:`RenderedQuestion`.
     Raises:
@@ -188,10 +188,8 @@ def render(lesson: str, results: Optional[dict] = None) -> list:
     """
     questions = _bank(lesson)
     if results is None:
-        names = _referenced(questions)
-        if (config.results_dir() / f"lesson{lesson}.json").is_file():
-            names.add(f"lesson{lesson}")
-        results = load_results(sorted(names))
+        present = {p.stem for p in config.results_dir().glob("lesson*.json") if _RESULT_NAME.fullmatch(p.stem)}
+        results = load_results(sorted(_referenced(questions) | present))
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict like {{'lesson02': {{...}}}}, got {type(results).__name__}")
     return [_render_one(q, results, f"lesson {lesson}, question {i}") for i, q in enumerate(questions, start=1)]
@@ -256,8 +254,10 @@ def _question_widgets(i: int, question: RenderedQuestion) -> widgets.VBox:
 
 
 # Long option texts wrap instead of being cut off at the radio box's edge.
-_WIDGET_STYLE = ("<style>.course-quiz .widget-radio-box label {white-space: normal; height: auto; "
-                 "line-height: 1.4; margin-bottom: 4px;}</style>")
+_WIDGET_STYLE = ("<style>.course-quiz .widget-radio-box label, .course-quiz .jupyter-widget-radio-box label "
+                 "{display: flex; align-items: flex-start; height: auto; line-height: 1.4; white-space: normal; "
+                 "margin-bottom: 6px;} .course-quiz .widget-radio-box input, .course-quiz .jupyter-widget-radio-box "
+                 "input {order: -1; float: none; flex: none; height: auto; margin: 3px 8px 0 1px;}</style>")
 
 
 def check_your_understanding(lesson: str) -> widgets.VBox:

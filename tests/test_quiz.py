@@ -142,6 +142,11 @@ def test_render_formats_fields_and_resolves_callables(toy):
     assert shown.answer == 0 and shown.prompt.startswith("Errors 76 and 72, rate 75%")
 
 
+def test_callable_reads_results_the_texts_do_not_quote(toy):
+    toy(q("No field here?", correct=[False, False, lambda r: r["lesson02"]["errors"] == [76, 72]]))
+    assert quiz.render("99")[0].answer == 2
+
+
 def _static(lesson, prompt, options, whys, answer):
     """The spec's markup, written out here independently of quiz.static_html."""
     out = (f'<div class="course-quiz" data-lesson="{lesson}">\n'
@@ -191,7 +196,8 @@ def test_static_html_of_each_lesson_is_well_formed(lesson):
 
 
 def test_widget_feedback_shows_the_chosen_options_why(toy):
-    toy(q("First <i>?</i>", right=2), q("Second?", right=0, texts=("x & y", "z", "w")))
+    tricky = [f"Option {k}: <script>alert({k})</script> & a why long enough to count." for k in range(3)]
+    toy(q("First <i>?</i>", right=2, whys=tricky), q("Second?", right=0, texts=("x & y", "z", "w")))
     box = quiz.check_your_understanding("99")
     assert isinstance(box, widgets.VBox) and "course-quiz" in box._dom_classes
     questions = [c for c in box.children if "course-quiz-question" in c._dom_classes]
@@ -206,6 +212,7 @@ def test_widget_feedback_shows_the_chosen_options_why(toy):
             choice.value = k
             verdict = "Right." if k == shown.answer else "Not quite."
             assert feedback.value == f"<b>{verdict}</b> {html.escape(shown.whys[k])}"
+            assert "<script" not in feedback.value
     assert "&lt;i&gt;?&lt;/i&gt;" in questions[0].children[0].value
 
 

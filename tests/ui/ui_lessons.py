@@ -5,7 +5,8 @@ localhost with its settings, HOME and runtime files in a temporary directory; fo
 the notebook, waits for the kernel, runs all cells (FAST mode) and checks what a learner sees:
 no error output, no 'Error displaying widget', no stray repr, no blank or clipped figure, one
 explorer picture (the live one, not also the static fallback), no browser console errors; then
-moves the explorer's slider and checks that its readout and figure changed. Screenshots go to build/ui/.
+moves the explorer's slider and checks that its readout and figure changed, and answers the first question of
+the lesson's closing quiz (its feedback must say "Right." or "Not quite." and why). Screenshots go to build/ui/.
 
 Lesson 05 reads lesson 04's FAST-mode teacher from the cache (``make test`` builds it first); on an
 empty cache its Run All trains it, which takes minutes (see ``--run-all-timeout``).
@@ -192,6 +193,31 @@ def move_slider(page, explorer, widget_image, lesson: Lesson, key: str, failures
     check(stats["inked"] > 0.01 and not stats["clipped"], "the redrawn figure is drawn and fits", failures)
 
 
+def answer_quiz(page, key: str, failures: list[str]) -> None:
+    """Pick option A of the lesson's quiz's first question: its feedback must say "Right." or "Not quite." and why."""
+    index = next((i for i, c in enumerate(page.evaluate(JS_NOTEBOOK)["cells"])
+                  if "check_your_understanding(" in "".join(c["source"])), None)
+    if index is None:
+        check(False, "the lesson ends with its quiz (check_your_understanding)", failures)
+        return
+    cell = page.locator(".jp-Notebook .jp-Cell").nth(index)
+    cell.scroll_into_view_if_needed()
+    check(cell.locator(".course-quiz").count() == 1 and cell.locator("details.course-quiz-option").count() == 0,
+          "the quiz shows live, without its static fallback", failures)
+    question = cell.locator(".course-quiz .course-quiz-question").first
+    question.locator("input[type=radio]").first.check()
+    feedback = question.locator(".course-quiz-feedback")
+    try:
+        page.wait_for_function("(el) => /^(Right|Not quite)\\.\\s+\\S/.test(el.innerText.trim())",
+                               arg=feedback.element_handle(), timeout=10_000)
+    except PlaywrightTimeout:
+        pass  # reported below
+    text = feedback.inner_text().strip()
+    cell.screenshot(path=str(OUT / f"lesson{key}_quiz.png"))
+    check(text.startswith(("Right.", "Not quite.")) and len(text) > 40,
+          f"choosing option A of question 1 shows its verdict and why ({text[:60]!r}...)", failures)
+
+
 def check_lesson(browser, base_url: str, token: str, settings: str, key: str, run_all_timeout: float) -> list[str]:
     """Open one lesson in its own JupyterLab workspace and page, Run All, check it; returns the failures."""
     lesson, failures, start = LESSONS[key], [], time.monotonic()
@@ -244,6 +270,7 @@ def check_lesson(browser, base_url: str, token: str, settings: str, key: str, ru
         check(False, "a live explorer figure to move the slider on", failures)
     else:
         move_slider(page, explorer, widget_images.first, lesson, key, failures)
+    answer_quiz(page, key, failures)
     check(not console_errors, f"no browser console errors {console_errors}", failures)
     page.evaluate("() => window.jupyterapp.commands.execute('kernelmenu:shutdown')")  # frees the lesson's memory
     page.close()
