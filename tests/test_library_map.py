@@ -14,7 +14,7 @@ from course_lib.config import REPO_ROOT
 #: module -> the name its section's heading uses (submodules are documented with their package).
 MODULES = {m: m for m in ["config", "hashing", "cache", "data", "models", "train", "losses", "evaluate", "timing",
                           "plots", "distill", "hidden", "emails", "modelcard", "compress", "sequence", "ranking", "nbgrader",
-                          "exercises", "run_course", "report"]}
+                          "exercises", "run_course", "report", "quiz", "site"]}
 MODULES.update({f"router.{m}": "router" for m in ["teacher", "student", "targets", "pipeline", "scoring", "tool"]})
 PACKAGES = {"grade": "grade", "checks": "checks"}  # their ``__all__`` is their public face
 
