@@ -429,12 +429,12 @@ def run_times(timings: dict) -> str:
     """Each lesson's last full-mode run time on the CPU (``make course``), with the cache state it ran with."""
     lines = ["**Lesson run times** (`results/course_timings.json`, written by `make course`: each lesson's last "
              "full-mode run on the CPU, kernel start included, with what the cache held):", "",
-             "| notebook | run time | cache |", "|---|---:|---|"]
+             "| notebook | run time | CPU cores | cache |", "|---|---:|---:|---|"]
     for name, t in timings.items():
         if "full_cpu_s" in t:
             s = t["full_cpu_s"]
             lines.append(f"| {name} | {f'{s / 60:.1f} min' if s >= 120 else f'{s:.0f} s'} "
-                         f"| {t.get('full_cpu_cache', 'not recorded')} |")
+                         f"| {t.get('full_cpu_cores', 'not recorded')} | {t.get('full_cpu_cache', 'not recorded')} |")
     return "\n".join(lines)
 
 

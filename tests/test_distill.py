@@ -159,11 +159,12 @@ def test_report_summary_headlines_and_run_times(tmp_path):
     row = report.summary(tmp_path).splitlines()[-1]
     assert row == ("| 06 | chosen on validation: small int8: 75 test errors in 500 bytes (8.0x smaller than the fp32 "
                    "student, which makes 70) | 1 of 2 |")
-    timings = {"00.ipynb": {"fast_cpu_s": 7.0}, "02.ipynb": {"full_cpu_s": 1164.0, "full_cpu_cache": "warm"},
+    timings = {"00.ipynb": {"fast_cpu_s": 7.0}, "02.ipynb": {"full_cpu_s": 1164.0, "full_cpu_cache": "warm",
+                                                             "full_cpu_cores": 3},
                "03.ipynb": {"full_cpu_s": 95.4}}
     text = report.run_times(timings)
     assert "00.ipynb" not in text  # FAST runs never reach the results page
-    assert "| 02.ipynb | 19.4 min | warm |" in text and "| 03.ipynb | 95 s | not recorded |" in text
+    assert "| 02.ipynb | 19.4 min | 3 | warm |" in text and "| 03.ipynb | 95 s | not recorded | not recorded |" in text
 
 
 def test_report_renders_lesson04_with_the_course_vocabulary():
