@@ -209,8 +209,16 @@ _LINK = re.compile(r"(?P<image>!?)\[(?P<text>(?:[^\[\]]|\[[^\[\]]*\])*)\]"
 _EXTERNAL = re.compile(r"^(?:[a-z][a-z0-9+.-]*:|//)", re.I)
 
 
+def _page_url(site_path: str) -> str:
+    """The folder a source page is built into (``use_directory_urls``): ``lessons/01_x.ipynb`` -> ``lessons/01_x/``."""
+    stem = posixpath.splitext(site_path)[0]
+    if posixpath.basename(stem) == "index":
+        stem = posixpath.dirname(stem)
+    return f"{stem}/" if stem else ""
+
+
 def rewrite_links(markdown: str, source: str, here: str, pages: dict[str, str],
-                  files: set[str] | frozenset = frozenset()) -> tuple[str, set[str]]:
+                  files: set[str] | frozenset = frozenset(), built: bool = False) -> tuple[str, set[str]]:
     """Markdown links of a file at repo path ``source``, for its copy at site path ``here``.
 
     ``pages`` maps repo paths to site paths (``"notebooks/01_x.ipynb" -> "lessons/01_x.ipynb"``); a link to one
@@ -218,6 +226,7 @@ def rewrite_links(markdown: str, source: str, here: str, pages: dict[str, str],
     whose repo path is in ``files`` (existing files) keeps its path and is returned, to be copied. A link to
     anything else in the repository (code, results, folders) becomes plain text: the site has no broken links.
     Web links, ``mailto:`` and in-page anchors stay. Returns ``(markdown, images to copy)``.
+    ``built=True`` (a notebook's cells, which MkDocs does not rewrite) links to the built page's URL instead.
     """
     images: set[str] = set()
 
@@ -227,6 +236,9 @@ def rewrite_links(markdown: str, source: str, here: str, pages: dict[str, str],
             return match.group(0)
         path, _, anchor = target.partition("#")
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), unquote(path)))
+        if resolved in pages and built:
+            relative = posixpath.relpath(_page_url(pages[resolved]) or ".", _page_url(here) or ".") + "/"
+            return f"{image}[{text}]({relative}{'#' + anchor if anchor else ''}{match['title'] or ''})"
         if resolved in pages:
             relative = posixpath.relpath(pages[resolved], posixpath.dirname(here) or ".")
             return f"{image}[{text}]({relative}{'#' + anchor if anchor else ''}{match['title'] or ''})"
@@ -308,7 +320,7 @@ def prepare_notebook(executed: Path, source: str, here: str, pages: dict[str, st
     strip_widget_outputs(nb)
     for cell in nb.cells:
         if cell.cell_type == "markdown":
-            cell.source = convert_math(rewrite_links(cell.source, source, here, pages)[0])
+            cell.source = convert_math(rewrite_links(cell.source, source, here, pages, built=True)[0])
     banner = nbformat.v4.new_markdown_cell(_banner(stamp if isinstance(stamp, dict) else None, executed))
     banner.id = "course-site-banner"
     nb.cells.insert(0, banner)

@@ -83,6 +83,15 @@ def test_links_to_lessons_and_guides_point_at_their_pages_and_other_links_become
     assert text == "[map](guide.md), [README](../index.md), card, [lesson](../lessons/01_soft.ipynb)"
 
 
+def test_a_notebooks_links_point_at_the_built_pages_because_mkdocs_does_not_rewrite_them():
+    """Found by the site's browser test: lesson 04's link to docs/router_tool.md was left as ../docs/router_tool.md."""
+    pages = {**PAGES, "docs/router_tool.md": "docs/router_tool.md", "notebooks/02_kd.ipynb": "lessons/02_kd.ipynb"}
+    text, _ = site.rewrite_links("[tool](../docs/router_tool.md#cli), [02](02_kd.ipynb), [home](../README.md), "
+                                 "[code](../course_lib/site.py)", "notebooks/01_soft.ipynb", "lessons/01_soft.ipynb",
+                                 pages, built=True)
+    assert text == "[tool](../../docs/router_tool/#cli), [02](../02_kd/), [home](../../), code"
+
+
 def test_an_image_a_guide_shows_is_kept_and_listed_for_copying_a_missing_one_becomes_its_alt_text():
     text, images = site.rewrite_links("![the curve](img/curve.png \"title\") and ![gone](img/gone.png)",
                                       "docs/guide.md", "docs/guide.md", PAGES, files={"docs/img/curve.png"})
