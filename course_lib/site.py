@@ -580,6 +580,21 @@ def scan_site(site: Path) -> list[str]:
     return found
 
 
+#: The importable names of the pinned site tools (requirements-site.txt).
+SITE_TOOLS = {"mkdocs": "mkdocs", "mkdocs_jupyter": "mkdocs-jupyter", "material": "mkdocs-material",
+              "latex2mathml": "latex2mathml"}
+
+
+def _check_tools() -> None:
+    """A clear error, before any lesson runs, when the site tools are not installed."""
+    import importlib.util
+
+    missing = [package for module, package in SITE_TOOLS.items() if importlib.util.find_spec(module) is None]
+    if missing:
+        raise SiteError(f"the site tools are not installed ({', '.join(missing)}): `make site` installs them, or "
+                        "`pip install -r requirements-site.txt`")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m course_lib.site", description=__doc__.splitlines()[0])
     parser.add_argument("--build", type=Path, default=REPO_ROOT / "build",
@@ -593,6 +608,7 @@ def main(argv: list[str] | None = None) -> int:
     out = args.out or args.build / "site"
     start = time.perf_counter()
     try:
+        _check_tools()
         executed = ensure_executed(args.repo, args.build, args.reuse_unstamped)
         config_path = prepare_source(args.repo, executed, args.build / "site_src", out, args.build / "site_cache")
         if out.exists():

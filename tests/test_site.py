@@ -261,3 +261,15 @@ def test_every_lesson_page_gets_a_banner_saying_how_it_ran(tmp_path):
     unstamped = site.prepare_notebook(_executed(source, tmp_path / "u.ipynb", stamp=False), "n", "l", {})
     assert "mode not recorded" in unstamped.cells[0].source
     json.dumps(unstamped)  # still a plain notebook
+
+
+def test_missing_site_tools_are_a_clear_error_before_any_lesson_runs(tmp_path, monkeypatch, capsys):
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "mkdocs_jupyter" else real(name, *a))
+    monkeypatch.setattr(site, "ensure_executed", lambda *a: pytest.fail("no lesson may run without the tools"))
+    assert site.main(["--build", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "mkdocs-jupyter" in err and "requirements-site.txt" in err
+
