@@ -299,8 +299,8 @@ def strip_widget_outputs(nb) -> int:
 def _banner(stamp: dict | None, executed: Path) -> str:
     """The first cell of a lesson page: how and when it was executed."""
     when = _when(stamp, executed)
-    widgets = ("The sliders and quizzes are shown in their static form; to move them, open the notebook in "
-               "JupyterLab (`make lab`).")
+    widgets = ("A slider shows a picture of its starting position (to move it, open the notebook in JupyterLab: "
+               "`make lab`); the questions at the end work here too: click an option.")
     if stamp is None:
         return (f"> **Executed by an older `make course`** (mode not recorded; file written {when}). Run `make "
                 f"course`, then `make site`, for a page that says which mode it shows. {widgets}")
@@ -426,7 +426,8 @@ def _home_note(executed: list[Path]) -> str:
         return ""
     return (f"!!! note \"This copy of the site\"\n    Lessons {', '.join(notfull)} show FAST-mode (smoke-test) runs "
             "or runs whose mode was not recorded; their numbers can contradict the lessons' conclusions. "
-            "Run `make course` (full mode, hours on a 2-core CPU), then `make site`, for the real ones.\n\n")
+            "Run `make course` (full mode: the run-time table on the Results page says how long each lesson takes), "
+            "then `make site`, for the real ones.\n\n")
 
 
 _CSS = """\
