@@ -71,7 +71,7 @@ def load_results(names: Optional[Iterable[str]] = None) -> dict:
     """
     folder = config.results_dir()
     if names is None:
-        names = sorted(p.stem for p in folder.glob("lesson*.json") if _RESULT_NAME.fullmatch(p.stem))
+        names = _present()
     out = {}
     for name in names:
         if not isinstance(name, str) or not _RESULT_NAME.fullmatch(name):
@@ -84,6 +84,11 @@ def load_results(names: Optional[Iterable[str]] = None) -> dict:
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
             raise ValueError(f"{path} cannot be read ({err}); `make course` (a full-mode run) writes it again") from None
     return out
+
+
+def _present() -> list:
+    """The names (``lesson02``, ...) of the ``results/lessonNN.json`` files there are."""
+    return sorted(p.stem for p in config.results_dir().glob("lesson*.json") if _RESULT_NAME.fullmatch(p.stem))
 
 
 def _bank(lesson: str) -> list:
@@ -188,8 +193,7 @@ def render(lesson: str, results: Optional[dict] = None) -> list:
     """
     questions = _bank(lesson)
     if results is None:
-        present = {p.stem for p in config.results_dir().glob("lesson*.json") if _RESULT_NAME.fullmatch(p.stem)}
-        results = load_results(sorted(_referenced(questions) | present))
+        results = load_results(sorted(_referenced(questions) | set(_present())))
     if not isinstance(results, dict):
         raise ValueError(f"results must be a dict like {{'lesson02': {{...}}}}, got {type(results).__name__}")
     return [_render_one(q, results, f"lesson {lesson}, question {i}") for i, q in enumerate(questions, start=1)]
@@ -207,10 +211,9 @@ def _markup(lesson: str, rendered: list) -> str:
     for i, question in enumerate(rendered, start=1):
         lines += ['  <div class="course-quiz-question">',
                   f'    <p class="course-quiz-prompt"><b>{i}.</b> {html.escape(question.prompt)}</p>']
-        for k, (text, why) in enumerate(zip(question.options, question.whys)):
-            verdict = "Right." if k == question.answer else "Not quite."
+        for k, text in enumerate(question.options):
             lines += [f'    <details class="course-quiz-option"><summary>{LETTERS[k]}. {html.escape(text)}</summary>',
-                      f'      <p class="course-quiz-verdict"><b>{verdict}</b> {html.escape(why)}</p></details>']
+                      f'      <p class="course-quiz-verdict">{feedback_html(question, k)}</p></details>']
         lines.append("  </div>")
     lines.append("</div>")
     return "\n".join(lines) + "\n"

@@ -27,6 +27,7 @@ from . import config
 from .config import REPO_ROOT
 
 LESSON_FOLDERS = ("notebooks",)
+LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 
 
 #: Set by a stop signal: ``{"signum": ..., "km": the running kernel's manager}``.
@@ -112,6 +113,11 @@ def execute(path: Path, out_dir: Path, timeout: int) -> tuple[bool, float, str]:
     return not error, seconds, error
 
 
+def lesson_sources(repo: Path = REPO_ROOT) -> list[Path]:
+    """The lessons, ``notebooks/NN_*.ipynb``, in order (what ``make course`` runs and ``make site`` shows)."""
+    return sorted((Path(repo) / "notebooks").glob(LESSON_GLOB))
+
+
 def source_sha256(nb) -> str:
     """SHA-256 of a notebook's cell types and sources only (outputs, ids and metadata do not count): what the
     site compares to tell whether an executed copy in ``build/`` is stale. ``nb``: a notebook node or a path."""
@@ -158,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from tqdm.auto import tqdm
 
-    paths = args.notebooks or sorted((REPO_ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+    paths = args.notebooks or lesson_sources()
     mode = "FAST" if config.is_fast() else "full"
     rows, cache_states = [], {}
     _RUN["signum"] = None

@@ -34,8 +34,8 @@ import nbformat
 
 from . import config
 from .config import REPO_ROOT
+from .run_course import LESSON_GLOB, lesson_sources, source_sha256
 
-LESSON_GLOB = "[0-9][0-9]_*.ipynb"
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 #: The guides in docs/, in the order of the site's menu, with their menu titles; other docs/*.md follow them.
@@ -51,19 +51,12 @@ class SiteError(RuntimeError):
 
 # --- 1. executed lessons --------------------------------------------------------------------------------------
 
-def lesson_sources(repo: Path = REPO_ROOT) -> list[Path]:
-    """The lessons, ``notebooks/NN_*.ipynb``, in order."""
-    return sorted((Path(repo) / "notebooks").glob(LESSON_GLOB))
-
-
 def staleness(source: Path, executed: Path, reuse_unstamped: bool = False) -> str | None:
     """Why ``executed`` (a lesson's copy in build/) cannot be used for ``source``; None when it can.
 
     Usable: its ``course_build`` stamp has the source's current hash and ``ok`` true. ``reuse_unstamped``
     also accepts a copy without a stamp (written by run_course before it stamped), whose age cannot be told.
     """
-    from .run_course import source_sha256
-
     if not Path(executed).exists():
         return "no executed copy in build/"
     try:
@@ -236,11 +229,11 @@ def rewrite_links(markdown: str, source: str, here: str, pages: dict[str, str],
             return match.group(0)
         path, _, anchor = target.partition("#")
         resolved = posixpath.normpath(posixpath.join(posixpath.dirname(source), unquote(path)))
-        if resolved in pages and built:
-            relative = posixpath.relpath(_page_url(pages[resolved]) or ".", _page_url(here) or ".") + "/"
-            return f"{image}[{text}]({relative}{'#' + anchor if anchor else ''}{match['title'] or ''})"
         if resolved in pages:
-            relative = posixpath.relpath(pages[resolved], posixpath.dirname(here) or ".")
+            if built:
+                relative = posixpath.relpath(_page_url(pages[resolved]) or ".", _page_url(here) or ".") + "/"
+            else:
+                relative = posixpath.relpath(pages[resolved], posixpath.dirname(here) or ".")
             return f"{image}[{text}]({relative}{'#' + anchor if anchor else ''}{match['title'] or ''})"
         if image and resolved in files and posixpath.splitext(resolved)[1].lower() in IMAGE_SUFFIXES:
             images.add(resolved)
@@ -592,7 +585,7 @@ def _check_tools() -> None:
 
     missing = [package for module, package in SITE_TOOLS.items() if importlib.util.find_spec(module) is None]
     if missing:
-        raise SiteError(f"the site tools are not installed ({', '.join(missing)}): `make site` installs them, or "
+        raise SiteError(f"the site tools are not installed ({', '.join(missing)}): `make setup` installs them, or "
                         "`pip install -r requirements-site.txt`")
 
 
